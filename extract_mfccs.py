@@ -1,0 +1,31 @@
+"""Step 2: MFCCs of every split -> MFCCs/{train,valid,test}_MFCCs.npy, (n, 99, 32) float32.
+
+Defaults are the original's: python_speech_features.mfcc(signal, 16000, numcep=32, nfilt=32).
+"""
+
+import argparse
+
+from kwsprune.cli import run_step
+from kwsprune.mfcc import extract_mfccs
+from kwsprune.paths import REPO_ROOT
+
+DATA_ROOT = REPO_ROOT
+NUMCEP = 32                # cepstral coefficients kept
+NFILT = 32                 # mel filters
+BATCH_SIZE = 1024          # clips in memory at once
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    parser.add_argument("--numcep", type=int, default=NUMCEP)
+    parser.add_argument("--nfilt", type=int, default=NFILT)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    args = parser.parse_args(argv)
+    manifest = run_step(extract_mfccs, args.data_root, args.batch_size, numcep=args.numcep, nfilt=args.nfilt)
+    for name, record in manifest["files"].items():
+        print(f"{name:18s} {tuple(record['shape'])}")
+
+
+if __name__ == "__main__":
+    main()

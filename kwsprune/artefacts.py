@@ -1,0 +1,123 @@
+"""Writing step outputs safely and recording what they were computed from.
+
+Every step folder holds a `manifest.json`: the step, its parameters, the sha256 of each input file it
+read and of each file it wrote. Outputs are written under a temporary name and renamed into place, so a
+failed step never leaves a half-written array behind.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from kwsprune import __version__
+from kwsprune.paths import MANIFEST
+from kwsprune.validation import InputError
+
+
+@contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_npy(path, array) -> None:
+    """np.save, atomically."""
+    with atomic_output(path) as tmp:
+        np.save(tmp, array)
+
+
+def write_text(path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def file_sha256(path, chunk_bytes: int = 1 << 24) -> str:
+    """Content hash of a file, read in chunks so memory stays bounded."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _describe(path: Path) -> dict:
+    record = {"sha256": file_sha256(path)}
+    if path.suffix == ".npy":
+        array = np.load(path, mmap_mode="r")
+        record.update(shape=list(array.shape), dtype=str(array.dtype))
+    return record
+
+
+def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str]) -> dict:
+    """Record how the `files` in `folder` were made: by `step`, with `params`, from `inputs` (name -> sha256)."""
+    folder = Path(folder)
+    manifest = {
+        "step": step,
+        "kwsprune_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "params": params,
+        "inputs": inputs,
+        "files": {name: _describe(folder / name) for name in files},
+    }
+    write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def read_manifest(folder, made_by: str) -> dict:
+    """The manifest of a step folder; a clear error names the script to run when it is missing."""
+    path = Path(folder) / MANIFEST
+    if not path.exists():
+        raise InputError(f"{path} is missing: run {made_by} first")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path} is not valid JSON ({err}): re-run {made_by}") from None
+
+
+def verify_file(folder, name: str, made_by: str) -> str:
+    """Check that `folder/name` is the file its manifest recorded; return its sha256."""
+    folder = Path(folder)
+    record = read_manifest(folder, made_by)["files"].get(name)
+    path = folder / name
+    if record is None:
+        raise InputError(f"{folder / MANIFEST} does not list {name}: re-run {made_by}")
+    if not path.exists():
+        raise InputError(f"{path} is missing: re-run {made_by}")
+    sha = file_sha256(path)
+    if sha != record["sha256"]:
+        raise InputError(
+            f"{path} does not match {folder / MANIFEST} (it changed after {made_by} wrote it): re-run {made_by}"
+        )
+    return sha
+
+
+def load_verified(folder, name: str, made_by: str) -> np.ndarray:
+    """A read-only memory map of `folder/name`, after checking it against the manifest."""
+    verify_file(folder, name, made_by)
+    return np.load(Path(folder) / name, mmap_mode="r")
+
+
+def input_key(folder, name: str) -> str:
+    """How a manifest names an input file: '<step folder>/<file>', independent of --data-root."""
+    return f"{Path(folder).name}/{name}"
+
+
+def check_computed_from(folder, made_by: str, upstream_folder, upstream_name: str, upstream_sha: str) -> None:
+    """Refuse `folder`'s outputs if they were computed from another version of an upstream file."""
+    key = input_key(upstream_folder, upstream_name)
+    recorded = read_manifest(folder, made_by)["inputs"].get(key)
+    if recorded != upstream_sha:
+        raise InputError(
+            f"{Path(folder)} was computed from a different {key} than the current one: re-run {made_by}"
+        )

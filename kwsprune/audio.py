@@ -1,0 +1,44 @@
+"""Reading clips into one-second, 16 kHz, peak-normalised float32 waveforms."""
+
+import numpy as np
+import soundfile
+import soxr
+
+from kwsprune.paths import CLIP_SAMPLES, SAMPLE_RATE
+from kwsprune.validation import InputError
+
+
+def read_clip(path, resample: bool = True) -> np.ndarray:
+    """A file as mono float32 at 16 kHz, (n_samples,); resampled with soxr when `resample`."""
+    try:
+        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as err:
+        reason = getattr(err, "error_string", err)
+        raise InputError(f"{path} is not readable audio ({reason}): remove it or convert it to WAV") from None
+    audio = audio.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        if not resample:
+            raise InputError(
+                f"{path} is sampled at {rate} Hz, not {SAMPLE_RATE}: drop --no-resample to resample it"
+            )
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    return audio
+
+
+def fit_length(audio: np.ndarray, n_samples: int = CLIP_SAMPLES) -> np.ndarray:
+    """Zero-pad a short clip at its end; crop a long one to its centre (the word is rarely at the edge)."""
+    if len(audio) >= n_samples:
+        start = (len(audio) - n_samples) // 2
+        return audio[start:start + n_samples]
+    return np.pad(audio, (0, n_samples - len(audio)))
+
+
+def peak_normalise(audio: np.ndarray) -> np.ndarray:
+    """Scale a clip so that its largest absolute sample is 1; silence stays silence."""
+    peak = np.abs(audio).max(initial=0.0)
+    return (audio / peak if peak > 0 else audio).astype(np.float32)
+
+
+def load_clip(path, resample: bool = True) -> np.ndarray:
+    """A file as the pipeline stores it: (16000,) float32, peak-normalised."""
+    return peak_normalise(fit_length(read_clip(path, resample)))

@@ -1,0 +1,158 @@
+"""Step 0: clips into `Dataset_as_Numpy/`, and the checked loading of what it wrote.
+
+For each split: `{split}_x.npy` (n, 16000) float32 peak-normalised, `{split}_y.npy` (n,) int64,
+`{split}_speakers.npy` (n,) str and `{split}_files.txt` (the source name of each row); plus
+`labels.json` (class names in id order) and `manifest.json`. Within a split, rows are sorted by the
+clip's relative path: the order every later step relies on.
+"""
+
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from kwsprune.artefacts import atomic_output, load_verified, save_npy, write_manifest, write_text
+from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, SPLITS, step_dir
+from kwsprune.validation import InputError, check_labels, check_same_length, check_waveforms
+
+log = logging.getLogger(__name__)
+MADE_BY = "prepare_dataset.py"
+
+
+def check_clips(clips, class_names, source: str) -> None:
+    """Every class has training clips and every split has clips; otherwise say which is empty."""
+    if not clips:
+        raise InputError(f"{source} holds no audio files")
+    per_split = Counter(clip.split for clip in clips)
+    for split in SPLITS:
+        if per_split[split] == 0:
+            raise InputError(
+                f"{source}: the {split} split is empty ({dict(per_split)} clips per split); "
+                "with few speakers a speaker-hash split can leave a split empty: add speakers or use a source with its own split"
+            )
+    train_labels = Counter(clip.label for clip in clips if clip.split == "train")
+    empty = [name for name in class_names if train_labels[name] == 0]
+    if empty:
+        raise InputError(f"{source}: the classes {empty} have no training clips: add clips or leave those classes out")
+
+
+def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int = 4) -> dict:
+    """Load every clip with `load(clip) -> (16000,) float32` and write the split arrays and manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    class_ids = {name: i for i, name in enumerate(class_names)}
+    files = []
+    for split in SPLITS:
+        split_clips = sorted((c for c in clips if c.split == split), key=lambda c: c.relpath)
+        x_path = out_dir / f"{split}_x.npy"
+        with atomic_output(x_path) as tmp:
+            x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(split_clips), CLIP_SAMPLES))
+            with ThreadPoolExecutor(threads) as pool:
+                waveforms = pool.map(load, split_clips) if threads > 1 else map(load, split_clips)
+                for row, audio in enumerate(tqdm(waveforms, total=len(split_clips), desc=f"{split} clips", unit="clip")):
+                    x[row] = audio
+            x.flush()
+            del x
+        save_npy(out_dir / f"{split}_y.npy", np.array([class_ids[c.label] for c in split_clips], dtype=np.int64))
+        save_npy(out_dir / f"{split}_speakers.npy", np.array([c.speaker for c in split_clips], dtype=str))
+        write_text(out_dir / f"{split}_files.txt", "".join(f"{c.relpath}\n" for c in split_clips))
+        files += [f"{split}_x.npy", f"{split}_y.npy", f"{split}_speakers.npy", f"{split}_files.txt"]
+        log.info("%s: %d clips", split, len(split_clips))
+    write_text(out_dir / "labels.json", json.dumps(list(class_names), indent=1) + "\n")
+    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"])
+
+
+def load_split(data_root, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of one split, memory-mapped, after checking them against the dataset manifest."""
+    folder = step_dir(data_root, DATASET_DIR)
+    x = load_verified(folder, f"{split}_x.npy", MADE_BY)
+    y = load_verified(folder, f"{split}_y.npy", MADE_BY)
+    check_same_length(x, f"{split}_x.npy", y, f"{split}_y.npy", f"re-run {MADE_BY}")
+    return x, y
+
+
+def class_names(data_root) -> list[str]:
+    """The class names in id order, from labels.json."""
+    path = step_dir(data_root, DATASET_DIR) / "labels.json"
+    if not path.exists():
+        raise InputError(f"{path} is missing: run {MADE_BY} first")
+    return json.loads(path.read_text())
+
+
+def import_arrays(source_dir, out_dir, params: dict) -> dict:
+    """Bring your own arrays (the original project's way): check {split}_x/_y.npy and write them with a manifest."""
+    source_dir = Path(source_dir)
+    arrays = {}
+    for split in SPLITS:
+        for part in ("x", "y"):
+            path = source_dir / f"{split}_{part}.npy"
+            if not path.exists():
+                raise InputError(f"{path} is missing: --source numpy needs train/valid/test _x.npy and _y.npy")
+            arrays[split, part] = np.load(path, mmap_mode="r")
+        x, y = arrays[split, "x"], arrays[split, "y"]
+        check_waveforms(x, str(source_dir / f"{split}_x.npy"), CLIP_SAMPLES)
+        check_labels(y, str(source_dir / f"{split}_y.npy"))
+        check_same_length(x, f"{split}_x.npy", y, f"{split}_y.npy", "give one label per clip")
+    n_classes = int(max(arrays[s, "y"].max() for s in SPLITS)) + 1
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for split in SPLITS:
+        x = arrays[split, "x"]
+        with atomic_output(out_dir / f"{split}_x.npy") as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=x.shape)
+            for start in range(0, len(x), 4096):
+                out[start:start + 4096] = x[start:start + 4096]
+            out.flush()
+            del out
+        save_npy(out_dir / f"{split}_y.npy", np.asarray(arrays[split, "y"], dtype=np.int64))
+        files += [f"{split}_x.npy", f"{split}_y.npy"]
+    write_text(out_dir / "labels.json", json.dumps([str(i) for i in range(n_classes)], indent=1) + "\n")
+    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"])
+
+
+SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
+
+
+def prepare_dataset(
+    data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
+    n_speakers=300, seed=0, download=False, version="0.02", threads=4,
+) -> dict:
+    """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/."""
+    from kwsprune import sources, synth
+    from kwsprune.audio import load_clip
+
+    out_dir = step_dir(data_root, DATASET_DIR)
+    if source != "synth" and path is None:
+        raise InputError(f"--source {source} needs --path DIR")
+    params = {"source": source, "path": None if path is None else str(Path(path).resolve())}
+    load = lambda clip: load_clip(clip.path, resample)  # noqa: E731
+    if source == "speech_commands":
+        if download:
+            sources.download_speech_commands(path, version)
+        word_list = sources.CORE_WORDS if words == "core" else "all" if words == "all" else words.split(",")
+        clips, names = sources.speech_commands_clips(path, word_list)
+        params.update(words=names, split="validation_list.txt / testing_list.txt", resample=resample)
+    elif source == "folder":
+        regex = speaker_regex or sources.DEFAULT_SPEAKER_REGEX
+        clips, names = sources.folder_clips(path, regex)
+        params.update(speaker_regex=regex, split="speaker sha1 hash 80/10/10", resample=resample)
+    elif source == "fsdd":
+        clips, names = sources.fsdd_clips(path)
+        params.update(split="index 0-4 test, 5-9 valid, rest train", resample=resample)
+    elif source == "synth":
+        word_list = sources.CORE_WORDS if words in ("core", "all") else words.split(",")
+        clips, names = synth.synth_clips(n_speakers, seed, word_list)
+        rate_hz, spoken = synth.speak_words(clips)
+        load = lambda clip: synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed)  # noqa: E731
+        params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
+    elif source == "numpy":
+        return import_arrays(path, out_dir, params)
+    else:
+        raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
+    check_clips(clips, names, f"{path or 'synth'}")
+    return write_dataset(out_dir, clips, names, load, params, threads)

@@ -1,0 +1,163 @@
+"""Step 1: one embedding per training clip from a pretrained speech model, into wav2vec_features/.
+
+Two kinds of model give `(n_clips, n_frames, dim)` frames, then pooled to one row per clip:
+- any checkpoint `transformers` loads with AutoModel/AutoFeatureExtractor (wav2vec 2.0, HuBERT, WavLM,
+  data2vec-audio), by hub id or local folder; `facebook/wav2vec2-base-960h` gives 49 x 768 per second;
+- `speech-embedding`: Google's pretrained speech_embedding network, shipped as TFLite in the
+  pyopen-wakeword wheel: 32 mel bands every 10 ms, one 96-d vector per 76-frame window, step 8
+  (3 x 96 per second). Offline and fast on a CPU.
+"""
+
+import ctypes
+import logging
+
+import numpy as np
+from tqdm import tqdm
+
+from kwsprune.artefacts import (atomic_output, check_computed_from, input_key, load_verified, verify_file,
+                                write_manifest)
+from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
+from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, SAMPLE_RATE, step_dir
+from kwsprune.validation import InputError, check_waveforms
+
+log = logging.getLogger(__name__)
+MADE_BY = "extract_embeddings.py"
+FEATURES_FILE = "train_features.npy"
+DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
+SPEECH_EMBEDDING = "speech-embedding"
+POOLINGS = ("mean", "flatten")
+
+# speech_embedding's framing, as the pyopen-wakeword wheel drives it
+_MEL_BANDS, _WINDOW, _STEP, _EMB_DIM = 32, 76, 8, 96
+
+
+def pick_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but no CUDA GPU is visible: use --device cpu or auto")
+    return device
+
+
+def open_transformers_model(name: str, device: str, layer: int | None):
+    """Load a checkpoint; return `embed(batch (B, 16000) float32) -> (B, frames, dim)` and its description."""
+    import torch
+    import transformers
+
+    try:
+        extractor = transformers.AutoFeatureExtractor.from_pretrained(name)
+        model = transformers.AutoModel.from_pretrained(name).to(device).eval()
+    except (OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise InputError(
+            f"could not load model {name!r} ({reason}): with internet it is fetched into the Hugging Face cache; "
+            "offline, copy a cache that holds it (HF_HOME) or pass --model a folder saved with save_pretrained"
+        ) from None
+    n_layers = getattr(model.config, "num_hidden_layers", None)
+    if layer is not None and n_layers is not None and not -(n_layers + 1) <= layer <= n_layers:
+        raise InputError(f"--layer {layer} is out of range: {name} has hidden states 0..{n_layers}")
+
+    def embed(batch: np.ndarray) -> np.ndarray:
+        inputs = extractor(list(batch), sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        inputs = {k: v.to(device) for k, v in inputs.items()}
+        with torch.inference_mode():
+            out = model(**inputs, output_hidden_states=layer is not None)
+        hidden = out.last_hidden_state if layer is None else out.hidden_states[layer]
+        return hidden.float().cpu().numpy()
+
+    description = {"model": name, "model_type": model.config.model_type, "transformers": transformers.__version__}
+    return embed, description
+
+
+def open_speech_embedding():
+    """Google's speech_embedding (TFLite, from pyopen-wakeword); return `embed` and its description.
+
+    Each clip goes through the mel model whole and every 76-frame window through the embedding model in
+    one batch, unlike the wheel's streaming API, which pretends 8 s of silence came before the clip.
+    """
+    try:
+        from pyopen_wakeword import OpenWakeWordFeatures
+    except ImportError:
+        raise InputError("--model speech-embedding needs the pyopen-wakeword wheel: pip install pyopen-wakeword") from None
+    tflite = OpenWakeWordFeatures.from_builtin()
+    lib = tflite.lib
+
+    def run(interpreter, array: np.ndarray) -> np.ndarray:
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        dims = (ctypes.c_int32 * array.ndim)(*array.shape)
+        if lib.TfLiteInterpreterResizeInputTensor(interpreter, 0, dims, array.ndim) or lib.TfLiteInterpreterAllocateTensors(interpreter):
+            raise RuntimeError(f"TFLite refused an input of shape {array.shape}")
+        source = lib.TfLiteInterpreterGetInputTensor(interpreter, 0)
+        lib.TfLiteTensorCopyFromBuffer(source, array.ctypes.data_as(ctypes.c_void_p), array.nbytes)
+        if lib.TfLiteInterpreterInvoke(interpreter):
+            raise RuntimeError("TFLite failed to run speech_embedding")
+        target = lib.TfLiteInterpreterGetOutputTensor(interpreter, 0)
+        shape = [lib.TfLiteTensorDim(target, i) for i in range(lib.TfLiteTensorNumDims(target))]
+        out = np.empty(shape, np.float32)
+        lib.TfLiteTensorCopyToBuffer(target, out.ctypes.data_as(ctypes.c_void_p), out.nbytes)
+        return out
+
+    def embed(batch: np.ndarray) -> np.ndarray:
+        # the model was trained on int16-scaled samples, and its embedding input on mel/10 + 2
+        mels = run(tflite.mel_interpreter, np.asarray(batch, np.float32) * 32767)[:, 0] / 10 + 2
+        n_windows = (mels.shape[1] - _WINDOW) // _STEP + 1
+        if n_windows < 1:
+            raise InputError(f"clips of {batch.shape[1]} samples are too short for speech-embedding (needs 0.79 s)")
+        windows = np.lib.stride_tricks.sliding_window_view(mels, _WINDOW, axis=1)[:, ::_STEP][:, :n_windows]
+        windows = windows.transpose(0, 1, 3, 2).reshape(-1, _WINDOW, _MEL_BANDS, 1)
+        return run(tflite.emb_interpreter, windows).reshape(len(batch), n_windows, _EMB_DIM)
+
+    embed.keepalive = tflite  # the interpreters live as long as `embed`
+    return embed, {"model": SPEECH_EMBEDDING, "model_type": "google speech_embedding (pyopen-wakeword TFLite)"}
+
+
+def pool(frames: np.ndarray, pooling: str) -> np.ndarray:
+    """(B, frames, dim) -> (B, dim) by the mean over frames, or (B, frames * dim) by flattening."""
+    if pooling == "mean":
+        return frames.mean(axis=1)
+    if pooling == "flatten":
+        return frames.reshape(len(frames), -1)
+    raise InputError(f"unknown --pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+
+
+def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean", batch_size=32,
+                       device="auto", dtype="float32") -> dict:
+    """Step 1: `wav2vec_features/train_features.npy` (n_train, dim) from the training clips, with a manifest."""
+    if pooling not in POOLINGS:
+        raise InputError(f"unknown --pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+    if dtype not in ("float16", "float32"):
+        raise InputError(f"--dtype {dtype!r}: choose float16 or float32")
+    dataset_dir, out_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
+    clips_sha = verify_file(dataset_dir, "train_x.npy", DATASET_MADE_BY)
+    x = np.load(dataset_dir / "train_x.npy", mmap_mode="r")
+    check_waveforms(x, str(dataset_dir / "train_x.npy"))
+    if model == SPEECH_EMBEDDING:
+        embed, description = open_speech_embedding()
+    else:
+        embed, description = open_transformers_model(model, pick_device(device), layer)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out_dir / FEATURES_FILE) as tmp:
+        out = None
+        for start in tqdm(range(0, len(x), batch_size), desc="embeddings", unit="batch"):
+            frames = embed(np.asarray(x[start:start + batch_size]))
+            if out is None:
+                frame_shape = frames.shape[1:]
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(x), *pool(frames, pooling).shape[1:]))
+            out[start:start + len(frames)] = pool(frames, pooling)
+        out.flush()
+        del out
+    params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
+              "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
+    inputs = {input_key(dataset_dir, "train_x.npy"): clips_sha}
+    return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE])
+
+
+def load_features(data_root) -> np.ndarray:
+    """The training clips' embeddings (n_train, dim), memory-mapped; refused if the clips changed since."""
+    dataset_dir, features_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
+    clips_sha = verify_file(dataset_dir, "train_x.npy", DATASET_MADE_BY)
+    check_computed_from(features_dir, MADE_BY, dataset_dir, "train_x.npy", clips_sha)
+    return load_verified(features_dir, FEATURES_FILE, MADE_BY)

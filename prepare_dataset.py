@@ -1,0 +1,50 @@
+"""Step 0: audio into Dataset_as_Numpy/{train,valid,test}_{x,y}.npy, x (n, 16000) float32 peak-normalised.
+
+  python prepare_dataset.py --source synth                              # built-in demo keywords
+  python prepare_dataset.py --source speech_commands --path DIR [--download] [--words all]
+  python prepare_dataset.py --source fsdd --path free-spoken-digit-dataset
+  python prepare_dataset.py --source folder --path DIR [--speaker-regex RE]
+  python prepare_dataset.py --source numpy --path DIR                   # your own {split}_{x,y}.npy
+"""
+
+import argparse
+
+from kwsprune.cli import run_step
+from kwsprune.dataset import SOURCES, prepare_dataset
+from kwsprune.paths import REPO_ROOT
+
+DATA_ROOT = REPO_ROOT      # step folders (Dataset_as_Numpy/, ...) live under it
+SOURCE = "synth"           # speech_commands | folder | fsdd | synth | numpy
+WORDS = "core"             # speech_commands/synth: core (yes,no,up,down,left,right,on,off,stop,go) | all | w1,w2,...
+SPEAKER_REGEX = None       # folder: first group is the speaker id; default r"^([^_]+)_" (Speech Commands names)
+N_SPEAKERS = 300           # synth: speakers (voice x variant x rate x pitch), each says every word once
+SEED = 0                   # synth: everything drawn from it
+VERSION = "0.02"           # speech_commands --download: archive version (0.01 or 0.02)
+THREADS = 4                # file reading threads
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    parser.add_argument("--source", default=SOURCE, choices=SOURCES)
+    parser.add_argument("--path", help="the source folder (all sources but synth)")
+    parser.add_argument("--words", default=WORDS, help="core | all | comma-separated words (default: %(default)s)")
+    parser.add_argument("--speaker-regex", default=SPEAKER_REGEX, help="folder source: regex whose first group is the speaker id")
+    parser.add_argument("--no-resample", dest="resample", action="store_false", help="refuse clips not at 16 kHz instead of resampling them")
+    parser.add_argument("--n-speakers", type=int, default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED, help="synth: random seed (default: %(default)s)")
+    parser.add_argument("--download", action="store_true", help="speech_commands: fetch the official archive into --path")
+    parser.add_argument("--version", default=VERSION, choices=("0.01", "0.02"), help="speech_commands --download version")
+    parser.add_argument("--threads", type=int, default=THREADS, help="file reading threads (default: %(default)s)")
+    args = parser.parse_args(argv)
+    manifest = run_step(
+        prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
+        args.n_speakers, args.seed, args.download, args.version, args.threads,
+    )
+    for name, record in manifest["files"].items():
+        if name.endswith("_x.npy"):
+            print(f"{name:12s} {tuple(record['shape'])}")
+
+
+if __name__ == "__main__":
+    main()

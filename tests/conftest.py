@@ -1,0 +1,47 @@
+"""Shared fixtures: real audio from ../shared/data (skipped where absent) and a small demo dataset."""
+
+from pathlib import Path
+
+import pytest
+
+from kwsprune.paths import REPO_ROOT
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+FSDD = SHARED_DATA / "fsdd"
+SPEECH_COMMANDS = SHARED_DATA / "speech_commands_sample"
+
+
+def require(path: Path) -> Path:
+    """Skip the test, saying why, when a real-audio folder is not beside the repository."""
+    if not path.exists():
+        pytest.skip(f"real audio not found at {path} (see ../shared/data/README.md)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fsdd_dir():
+    return require(FSDD)
+
+
+@pytest.fixture(scope="session")
+def speech_commands_dir():
+    return require(SPEECH_COMMANDS)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A data root holding a small synthesised dataset (40 speakers x 10 words), shared read-only."""
+    import prepare_dataset
+
+    root = tmp_path_factory.mktemp("demo")
+    prepare_dataset.main(["--data-root", str(root), "--source", "synth", "--n-speakers", "40", "--seed", "2"])
+    return root
+
+
+@pytest.fixture
+def fresh_demo_root(demo_root, tmp_path):
+    """A private copy of the demo dataset, for tests that change it."""
+    import shutil
+
+    shutil.copytree(demo_root, tmp_path / "root")
+    return tmp_path / "root"

@@ -11,10 +11,16 @@ $(VENV): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(VENV)
 
+# The demo sweep is small so that it ends in minutes on 2 cores: 3 sizes, 2 repeats, 30 epochs, batch 64.
+DEMO_SWEEP := --n 400 800 1600 --ratios 0.3 --repeats 2 --max-epochs 30 --batch-size 64
+
 demo: $(VENV)
 	$(PY) prepare_dataset.py --source synth
 	$(PY) extract_embeddings.py --model speech-embedding
 	$(PY) extract_mfccs.py
+	$(PY) pruning.py
+	$(PY) run_all_classifications.py $(DEMO_SWEEP)
+	$(PY) Plots/plot_results.py --method keep_hard --ratio 0.3
 
 test: $(VENV)
 	$(PY) -m pytest

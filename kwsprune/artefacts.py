@@ -59,7 +59,7 @@ def _describe(path: Path) -> dict:
     return record
 
 
-def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str]) -> dict:
+def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str], manifest_name=MANIFEST) -> dict:
     """Record how the `files` in `folder` were made: by `step`, with `params`, from `inputs` (name -> sha256)."""
     folder = Path(folder)
     manifest = {
@@ -70,13 +70,13 @@ def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[st
         "inputs": inputs,
         "files": {name: _describe(folder / name) for name in files},
     }
-    write_text(folder / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    write_text(folder / manifest_name, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 
-def read_manifest(folder, made_by: str) -> dict:
+def read_manifest(folder, made_by: str, manifest_name=MANIFEST) -> dict:
     """The manifest of a step folder; a clear error names the script to run when it is missing."""
-    path = Path(folder) / MANIFEST
+    path = Path(folder) / manifest_name
     if not path.exists():
         raise InputError(f"{path} is missing: run {made_by} first")
     try:
@@ -85,26 +85,26 @@ def read_manifest(folder, made_by: str) -> dict:
         raise InputError(f"{path} is not valid JSON ({err}): re-run {made_by}") from None
 
 
-def verify_file(folder, name: str, made_by: str) -> str:
+def verify_file(folder, name: str, made_by: str, manifest_name=MANIFEST) -> str:
     """Check that `folder/name` is the file its manifest recorded; return its sha256."""
     folder = Path(folder)
-    record = read_manifest(folder, made_by)["files"].get(name)
+    record = read_manifest(folder, made_by, manifest_name)["files"].get(name)
     path = folder / name
     if record is None:
-        raise InputError(f"{folder / MANIFEST} does not list {name}: re-run {made_by}")
+        raise InputError(f"{folder / manifest_name} does not list {name}: re-run {made_by}")
     if not path.exists():
         raise InputError(f"{path} is missing: re-run {made_by}")
     sha = file_sha256(path)
     if sha != record["sha256"]:
         raise InputError(
-            f"{path} does not match {folder / MANIFEST} (it changed after {made_by} wrote it): re-run {made_by}"
+            f"{path} does not match {folder / manifest_name} (it changed after {made_by} wrote it): re-run {made_by}"
         )
     return sha
 
 
-def load_verified(folder, name: str, made_by: str) -> np.ndarray:
+def load_verified(folder, name: str, made_by: str, manifest_name=MANIFEST) -> np.ndarray:
     """A read-only memory map of `folder/name`, after checking it against the manifest."""
-    verify_file(folder, name, made_by)
+    verify_file(folder, name, made_by, manifest_name)
     return np.load(Path(folder) / name, mmap_mode="r")
 
 
@@ -113,10 +113,11 @@ def input_key(folder, name: str) -> str:
     return f"{Path(folder).name}/{name}"
 
 
-def check_computed_from(folder, made_by: str, upstream_folder, upstream_name: str, upstream_sha: str) -> None:
+def check_computed_from(folder, made_by: str, upstream_folder, upstream_name: str, upstream_sha: str,
+                        manifest_name=MANIFEST) -> None:
     """Refuse `folder`'s outputs if they were computed from another version of an upstream file."""
     key = input_key(upstream_folder, upstream_name)
-    recorded = read_manifest(folder, made_by)["inputs"].get(key)
+    recorded = read_manifest(folder, made_by, manifest_name)["inputs"].get(key)
     if recorded != upstream_sha:
         raise InputError(
             f"{Path(folder)} was computed from a different {key} than the current one: re-run {made_by}"

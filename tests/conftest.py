@@ -45,3 +45,27 @@ def fresh_demo_root(demo_root, tmp_path):
 
     shutil.copytree(demo_root, tmp_path / "root")
     return tmp_path / "root"
+
+
+@pytest.fixture(scope="session")
+def features_root(demo_root, tmp_path_factory):
+    """The demo dataset with its speech-embedding features and MFCCs (steps 0-2 done), shared read-only."""
+    import shutil
+
+    import extract_embeddings
+    import extract_mfccs
+
+    root = tmp_path_factory.mktemp("features") / "root"
+    shutil.copytree(demo_root, root)
+    extract_embeddings.main(["--data-root", str(root), "--model", "speech-embedding"])
+    extract_mfccs.main(["--data-root", str(root)])
+    return root
+
+
+@pytest.fixture
+def fresh_features_root(features_root, tmp_path):
+    """A private copy of the demo data after steps 0-2."""
+    import shutil
+
+    shutil.copytree(features_root, tmp_path / "root")
+    return tmp_path / "root"

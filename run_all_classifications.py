@@ -1,0 +1,51 @@
+"""Step 5: the sweep over N x methods x ratios x repeats -> results/runs.csv (+ the original's CSVs).
+
+  python run_all_classifications.py                         # the original's example: 100 repeats
+  python run_all_classifications.py --n 100 200 --repeats 3 --max-epochs 40
+
+Runs the pruning it needs that y_pruned/ lacks. Resumable: runs already in results/runs.csv are
+skipped, so a killed sweep restarts where it stopped. Runs of the same size train as one batched job.
+"""
+
+import argparse
+
+from kwsprune.classify import sweep
+from kwsprune.cli import run_step
+from kwsprune.paths import REPO_ROOT
+from kwsprune.pruning import ALIASES, METHODS
+from kwsprune.training import TrainConfig
+
+DATA_ROOT = REPO_ROOT
+N = ["200", "400", "600", "800"]        # clips per run ("all": every kept clip)
+RATIOS = [0.1, 0.2, 0.3]                # fractions removed
+METHOD_NAMES = ["keep_hard", "keep_easy", "random"]
+K = 10
+REPEATS = 100
+SEED = 0
+ENGINE = "torch"
+DEVICE = "auto"
+MAX_EPOCHS = TrainConfig.max_epochs  # 170, early-stopped on validation loss
+BATCH_SIZE = TrainConfig.batch_size  # 512, the original's
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    parser.add_argument("--n", nargs="+", default=N, help="training clips per run, or 'all' (default: %(default)s)")
+    parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS)
+    parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
+    parser.add_argument("--k", type=int, default=K)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--engine", default=ENGINE, choices=("torch",))
+    parser.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    args = parser.parse_args(argv)
+    rows = run_step(sweep, args.data_root, args.n, args.methods, args.ratios, args.k, args.repeats, args.seed,
+                    engine=args.engine, device=args.device, config=TrainConfig(batch_size=args.batch_size, max_epochs=args.max_epochs))
+    print(f"{len(rows)} runs trained; results in {args.data_root}/results/runs.csv")
+
+
+if __name__ == "__main__":
+    main()

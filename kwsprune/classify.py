@@ -65,8 +65,8 @@ def load_data(data_root) -> dict:
     dataset_dir = step_dir(data_root, DATASET_DIR)
     data = {"n_classes": len(class_names(data_root))}
     for split in ("train", "valid", "test"):
-        data[f"x_{split}"] = np.asarray(load_mfccs(data_root, split))
-        data[f"y_{split}"] = np.asarray(np.load(dataset_dir / f"{split}_y.npy"))
+        data[f"x_{split}"] = np.array(load_mfccs(data_root, split))  # in memory once for the whole sweep
+        data[f"y_{split}"] = np.load(dataset_dir / f"{split}_y.npy")
         verify_file(dataset_dir, f"{split}_y.npy", DATASET_MADE_BY)
         if len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
             raise InputError(f"MFCCs/{split}_MFCCs.npy and {split}_y.npy disagree in length: re-run extract_mfccs.py")
@@ -151,13 +151,21 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
     results_dir.mkdir(parents=True, exist_ok=True)
     done = {run_key(row) for row in read_runs(results_dir)} if skip_done else set()
 
+    pools: dict[tuple, np.ndarray] = {}  # each pool loaded (and its chain of hashes checked) once
+
+    def pool_of(run: Run) -> np.ndarray:
+        key = (run.method, run.ratio, run.k, run.n == "all")
+        if key not in pools:
+            pools[key] = training_pool(data_root, run, n_train)
+        return pools[key]
+
     jobs: dict[int, list[tuple[Run, np.ndarray]]] = {}
     for run in runs:
         key = run_key({**asdict(run), "ratio": format_ratio(csv_ratio(run)), "seed": seed, "engine": engine,
                        "batch_size": config.batch_size, "max_epochs": config.max_epochs, "data": data["id"]})
         if key in done:
             continue
-        subset = draw(training_pool(data_root, run, n_train), run.n, seed, run.repeat)
+        subset = draw(pool_of(run), run.n, seed, run.repeat)
         jobs.setdefault(len(subset), []).append((run, subset))
     todo = sum(len(v) for v in jobs.values())
     log.info("%d runs to train, %d already in %s", todo, len(runs) - todo, results_dir / RUNS_FILE)
@@ -174,7 +182,7 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
                 job_rows = [{"method": run.method, "ratio": format_ratio(csv_ratio(run)), "k": run.k, "n": run.n,
                              "repeat": run.repeat, "seed": seed, "engine": engine, "batch_size": config.batch_size,
                              "max_epochs": config.max_epochs, "data": data["id"], "n_used": size,
-                             "fraction_kept": round(len(training_pool(data_root, run, n_train)) / n_train, 6),
+                             "fraction_kept": round(len(pool_of(run)) / n_train, 6),
                              "test_loss": f"{m['test_loss']:.6f}", "test_acc": f"{m['test_acc']:.6f}",
                              "epochs": m["epochs"], "seconds": f"{seconds:.3f}", "device": device,
                              "code_version": __version__} for (run, _), m in zip(job, metrics)]

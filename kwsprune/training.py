@@ -127,7 +127,8 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
     if len(sizes) != 1:
         raise ValueError(f"runs trained together need subsets of one size, got sizes {sorted(sizes)}")
     n_models, n_train = len(subsets), sizes.pop()
-    to_device = lambda a, kind: torch.tensor(np.asarray(a), dtype=kind, device=device)  # noqa: E731
+    # no copy when the arrays are writable and already of the right dtype: a sweep shares them across jobs
+    to_device = lambda a, kind: torch.as_tensor(a, dtype=kind, device=device)  # noqa: E731
     x_train_t, y_train_t = to_device(x_train, dtype), to_device(y_train, torch.long)
     x_valid_t, y_valid_t = to_device(x_valid, dtype), to_device(y_valid, torch.long)
     subsets_t = to_device(np.stack(subsets), torch.long)

@@ -30,7 +30,8 @@ def standardise_clips(features: np.ndarray) -> np.ndarray:
     rows = np.asarray(features, dtype=np.float32)
     centred = rows - rows.mean(axis=1, keepdims=True)
     scale = centred.std(axis=1, keepdims=True)
-    return centred / np.where(scale > 0, scale, 1)
+    centred /= np.where(scale > 0, scale, 1)
+    return centred
 
 
 def _chunks(features):
@@ -55,9 +56,11 @@ def kmeans_distances(features, k: int, seed: int, pca: int | None = None) -> tup
         matrix = standardise_clips(features)
         if pca:
             matrix = PCA(n_components=pca, random_state=seed).fit_transform(matrix).astype(np.float32)
-        model = KMeans(n_clusters=k, random_state=seed, n_init="auto").fit(matrix)
+        model = KMeans(n_clusters=k, random_state=seed, n_init="auto", copy_x=False).fit(matrix)  # our own copy
         clusters = model.labels_.astype(np.int64)
-        distances = np.linalg.norm(matrix - model.cluster_centers_[clusters], axis=1)
+        distances = np.concatenate([
+            np.linalg.norm(matrix[s:s + CHUNK_ROWS] - model.cluster_centers_[clusters[s:s + CHUNK_ROWS]], axis=1)
+            for s in range(0, n, CHUNK_ROWS)])  # in chunks: no second copy of the matrix
         return clusters, distances.astype(np.float64)
     if pca:
         raise InputError(f"--pca needs the features in memory; {n} x {dim} is too large: use --pooling mean")

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kwsprune import __version__
-from kwsprune.artefacts import verify_file, write_text
+from kwsprune.artefacts import read_manifest, verify_file, write_text
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.dataset import class_names
 from kwsprune.mfcc import MADE_BY as MFCC_MADE_BY
@@ -70,7 +70,8 @@ def load_data(data_root) -> dict:
         verify_file(dataset_dir, f"{split}_y.npy", DATASET_MADE_BY)
         if len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
             raise InputError(f"MFCCs/{split}_MFCCs.npy and {split}_y.npy disagree in length: re-run extract_mfccs.py")
-    data["id"] = verify_file(step_dir(data_root, MFCC_DIR), "train_MFCCs.npy", MFCC_MADE_BY)[:12]
+    # load_mfccs checked train_MFCCs.npy against this manifest: its recorded hash is the file's
+    data["id"] = read_manifest(step_dir(data_root, MFCC_DIR), MFCC_MADE_BY)["files"]["train_MFCCs.npy"]["sha256"][:12]
     return data
 
 

@@ -14,8 +14,7 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (atomic_output, check_computed_from, input_key, load_verified, verify_file,
-                                write_manifest)
+from kwsprune.artefacts import atomic_output, check_computed_from, input_key, verify_file, write_manifest
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, SAMPLE_RATE, step_dir
 from kwsprune.validation import InputError, check_waveforms
@@ -155,9 +154,15 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE])
 
 
-def load_features(data_root) -> np.ndarray:
-    """The training clips' embeddings (n_train, dim), memory-mapped; refused if the clips changed since."""
+def verified_features_sha(data_root) -> str:
+    """sha256 of the embeddings file, after checking it against its manifest and the current clips."""
     dataset_dir, features_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
     clips_sha = verify_file(dataset_dir, "train_x.npy", DATASET_MADE_BY)
     check_computed_from(features_dir, MADE_BY, dataset_dir, "train_x.npy", clips_sha)
-    return load_verified(features_dir, FEATURES_FILE, MADE_BY)
+    return verify_file(features_dir, FEATURES_FILE, MADE_BY)
+
+
+def load_features(data_root) -> np.ndarray:
+    """The training clips' embeddings (n_train, dim), memory-mapped; refused if the clips changed since."""
+    verified_features_sha(data_root)
+    return np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")

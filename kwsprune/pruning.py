@@ -6,15 +6,12 @@ matrix), clustered by k-means, and scored by the distance to their own cluster's
 Outputs are indices into train_y's order, sorted.
 """
 
-import json
 import logging
 
 import numpy as np
 
-from kwsprune.artefacts import (check_computed_from, input_key, load_verified, read_manifest, save_npy,
-                                verify_file, write_manifest)
-from kwsprune.embeddings import FEATURES_FILE, load_features
-from kwsprune.embeddings import MADE_BY as FEATURES_MADE_BY
+from kwsprune.artefacts import check_computed_from, input_key, load_verified, read_manifest, save_npy, write_manifest
+from kwsprune.embeddings import FEATURES_FILE, verified_features_sha
 from kwsprune.paths import EMBEDDINGS_DIR, PRUNED_DIR, step_dir
 from kwsprune.validation import InputError
 
@@ -143,9 +140,9 @@ def run_pruning(data_root, methods, ratios, k: int = 10, seed: int = 0, pca: int
     for ratio in ratios:
         if not 0 <= ratio < 1:
             raise InputError(f"--ratios {ratio}: a ratio is the fraction removed, in [0, 1)")
-    features = load_features(data_root)
     features_dir, out_dir = step_dir(data_root, EMBEDDINGS_DIR), step_dir(data_root, PRUNED_DIR)
-    inputs = {input_key(features_dir, FEATURES_FILE): verify_file(features_dir, FEATURES_FILE, FEATURES_MADE_BY)}
+    inputs = {input_key(features_dir, FEATURES_FILE): verified_features_sha(data_root)}
+    features = np.load(features_dir / FEATURES_FILE, mmap_mode="r")
     params = {"k": k, "seed": seed, "pca": pca, "score": "distance to own k-means centroid", "standardise": "per clip"}
     clusters, distances = kmeans_distances(features, k, seed, pca)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -165,10 +162,9 @@ def run_pruning(data_root, methods, ratios, k: int = 10, seed: int = 0, pca: int
 
 def _earlier_files(out_dir, k, inputs, params, files) -> list[str]:
     """Kept-index files of an earlier run on the same features, k and seed: still valid, still listed."""
-    path = out_dir / manifest_name(k)
-    if not path.exists():
+    if not (out_dir / manifest_name(k)).exists():
         return []
-    earlier = json.loads(path.read_text())
+    earlier = read_manifest(out_dir, MADE_BY, manifest_name(k))
     if earlier.get("inputs") != inputs or earlier.get("params") != params:
         return []
     return [name for name in earlier["files"] if name not in files and (out_dir / name).exists()]
@@ -178,9 +174,7 @@ def load_kept(data_root, method: str, k: int, ratio: float) -> np.ndarray:
     """Kept indices of one method and ratio; refused if the embeddings or clips changed since."""
     method = method_name(method)
     features_dir, pruned_dir = step_dir(data_root, EMBEDDINGS_DIR), step_dir(data_root, PRUNED_DIR)
-    load_features(data_root)  # checks the embeddings against the current clips
-    features_sha = verify_file(features_dir, FEATURES_FILE, FEATURES_MADE_BY)
-    check_computed_from(pruned_dir, MADE_BY, features_dir, FEATURES_FILE, features_sha, manifest_name(k))
+    check_computed_from(pruned_dir, MADE_BY, features_dir, FEATURES_FILE, verified_features_sha(data_root), manifest_name(k))
     name = kept_file(method, k, ratio)
     if name not in read_manifest(pruned_dir, MADE_BY, manifest_name(k))["files"]:
         raise InputError(f"{pruned_dir / name} was not made: run pruning.py --k {k} --methods {method} --ratios {ratio}")

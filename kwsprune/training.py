@@ -164,10 +164,12 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
                 t = steps_taken.clamp(min=1)
                 step_size = lr * torch.sqrt(1 - beta2**t) / (1 - beta1**t) * active.float()
                 for (name, param), grad in zip(params.items(), grads):
+                    # a stopped model's step size is 0: its weights stay put (its best ones are kept apart)
+                    # unfused ops on purpose: fused kernels (add_ with alpha, addcmul_) round differently
+                    # with the tensor's size, and a model alone must step as it does in a batch
+                    adam_m[name] = beta1 * adam_m[name] + (1 - beta1) * grad
+                    adam_v[name] = beta2 * adam_v[name] + (1 - beta2) * grad * grad
                     shape = (-1,) + (1,) * (param.dim() - 1)
-                    on = active.view(shape)
-                    adam_m[name] = torch.where(on, beta1 * adam_m[name] + (1 - beta1) * grad, adam_m[name])
-                    adam_v[name] = torch.where(on, beta2 * adam_v[name] + (1 - beta2) * grad * grad, adam_v[name])
                     param -= step_size.view(shape) * adam_m[name] / (adam_v[name].sqrt() + config.adam_epsilon)
         val_loss, _ = evaluate(params, x_valid_t, y_valid_t)
         was_active = active.cpu().numpy()

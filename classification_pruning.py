@@ -10,7 +10,7 @@ original: test_loss, test_acc, epochs; no header). Early-stopped on the validati
 import argparse
 
 from kwsprune.classify import Run, parse_n, run_classifications
-from kwsprune.cli import run_step
+from kwsprune.cli import add_training_flags, run_step, training_config
 from kwsprune.paths import REPO_ROOT
 from kwsprune.pruning import method_name
 from kwsprune.training import TrainConfig
@@ -36,11 +36,7 @@ def main(argv=None):
     parser.add_argument("--method", default=METHOD)
     parser.add_argument("--ratio", type=float, default=RATIO)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--engine", default=ENGINE, choices=("torch",))
-    parser.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    add_training_flags(parser, SEED, ENGINE, DEVICE, MAX_EPOCHS, BATCH_SIZE)
     args = parser.parse_args(argv)
 
     def classify():
@@ -48,7 +44,7 @@ def main(argv=None):
         ratio = 1.0 if method == "random" and args.n != "all" else args.ratio
         runs = [Run(method, ratio, args.k, parse_n(args.n), repeat) for repeat in range(args.repeats)]
         return run_classifications(args.data_root, runs, args.seed, args.engine, args.device,
-                                   TrainConfig(batch_size=args.batch_size, max_epochs=args.max_epochs), skip_done=False)
+                                   training_config(args), skip_done=False)
 
     rows = run_step(classify)
     print(f"{'repeat':>6s} {'n_used':>7s} {'test_loss':>10s} {'test_acc':>9s} {'epochs':>7s}")

@@ -10,7 +10,7 @@ skipped, so a killed sweep restarts where it stopped. Runs of the same size trai
 import argparse
 
 from kwsprune.classify import sweep
-from kwsprune.cli import run_step
+from kwsprune.cli import add_training_flags, run_step, training_config
 from kwsprune.paths import REPO_ROOT
 from kwsprune.pruning import ALIASES, METHODS
 from kwsprune.training import TrainConfig
@@ -36,14 +36,10 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
     parser.add_argument("--k", type=int, default=K)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--engine", default=ENGINE, choices=("torch",))
-    parser.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--max-epochs", type=int, default=MAX_EPOCHS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    add_training_flags(parser, SEED, ENGINE, DEVICE, MAX_EPOCHS, BATCH_SIZE)
     args = parser.parse_args(argv)
     rows = run_step(sweep, args.data_root, args.n, args.methods, args.ratios, args.k, args.repeats, args.seed,
-                    engine=args.engine, device=args.device, config=TrainConfig(batch_size=args.batch_size, max_epochs=args.max_epochs))
+                    engine=args.engine, device=args.device, config=training_config(args))
     print(f"{len(rows)} runs trained; results in {args.data_root}/results/runs.csv")
 
 

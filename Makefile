@@ -22,11 +22,18 @@ demo: $(VENV)
 	$(PY) run_all_classifications.py $(DEMO_SWEEP)
 	$(PY) Plots/plot_results.py --method keep_hard --ratio 0.3
 
-test: $(VENV)
+# the tests also run the Keras reference engine on TensorFlow: its pins sit apart, the demo does not need them
+$(VENV)/.tensorflow: requirements-tensorflow.txt | $(VENV)
+	$(PY) -m pip install --quiet -r requirements-tensorflow.txt
+	touch $@
+
+test: $(VENV) $(VENV)/.tensorflow
 	$(PY) -m pytest
 
 benchmark: $(VENV)
 	$(PY) benchmarks/mfcc_speed.py
+	$(PY) benchmarks/pruning_speed.py
+	$(PY) benchmarks/training_speed.py
 
 clean-demo:
 	find Dataset_as_Numpy wav2vec_features MFCCs y_pruned results -type f ! -name .gitkeep -delete

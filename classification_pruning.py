@@ -12,7 +12,7 @@ import argparse
 from kwsprune.classify import Run, parse_n, run_classifications
 from kwsprune.cli import add_training_flags, run_step, training_config
 from kwsprune.paths import REPO_ROOT
-from kwsprune.pruning import method_name
+from kwsprune.methods import method_name
 from kwsprune.training import TrainConfig
 
 DATA_ROOT = REPO_ROOT
@@ -22,7 +22,7 @@ METHOD = "keep_hard"   # keep_hard | keep_easy | random (aliases: simple, hard, 
 RATIO = 0.2            # fraction removed by the pruning (random with a number N: the whole training set)
 REPEATS = 1            # independent runs (repeat 0, 1, ...), trained together
 SEED = 0
-ENGINE = "torch"
+ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"        # auto | cpu | cuda
 MAX_EPOCHS = TrainConfig.max_epochs  # 170, early-stopped on validation loss
 BATCH_SIZE = TrainConfig.batch_size  # 512, the original's

@@ -19,7 +19,9 @@ def run_step(step, *args, **kwargs):
 def add_training_flags(parser, seed, engine, device, max_epochs, batch_size) -> None:
     """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py)."""
     parser.add_argument("--seed", type=int, default=seed, help="draws and model initialisations (default: %(default)s)")
-    parser.add_argument("--engine", default=engine, choices=("torch",))
+    parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
+                        help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
+                             "on the backend KERAS_BACKEND names (default: %(default)s)")
     parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"))
     parser.add_argument("--max-epochs", type=int, default=max_epochs, help="(default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=batch_size, help="(default: %(default)s)")

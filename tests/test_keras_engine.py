@@ -1,0 +1,47 @@
+"""The Keras reference engine: the original's model and fit, and the fast engine checked against it on real audio."""
+
+import csv
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras", reason="the Keras reference engine is the optional extra: pip install .[tensorflow]")
+
+import extract_mfccs  # noqa: E402
+import prepare_dataset  # noqa: E402
+import run_all_classifications  # noqa: E402
+from kwsprune.classify import load_data  # noqa: E402
+from kwsprune.keras_engine import backend_name, tiny_model, train_keras_runs  # noqa: E402
+from kwsprune.training import TrainConfig, n_parameters, train_runs  # noqa: E402
+
+
+def test_the_keras_model_is_the_originals_tiny_cnn():
+    assert tiny_model(35).count_params() == n_parameters(35) == 3431
+
+
+def test_the_sweep_runs_on_the_keras_engine(fresh_features_root):
+    root = fresh_features_root
+    run_all_classifications.main(["--data-root", str(root), "--engine", "keras", "--n", "40", "--ratios", "0.3",
+                                  "--repeats", "2", "--k", "4", "--max-epochs", "2", "--methods", "keep_hard", "random"])
+    with open(root / "results" / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["engine"] for r in rows} == {f"keras-{backend_name()}"}
+    assert all(r["epochs"] == "2" and 0 <= float(r["test_acc"]) <= 1 for r in rows)
+    assert len((root / "results" / "history_tiny_prune_40_K4_random_1.0.csv").read_text().splitlines()) == 2
+
+
+def test_both_engines_reach_comparable_accuracy_on_fsdd(fsdd_dir, tmp_path):
+    """Same FSDD split, same 800-clip draws: the batched torch engine and Keras' model.fit agree on average."""
+    prepare_dataset.main(["--data-root", str(tmp_path), "--source", "fsdd", "--path", str(fsdd_dir)])
+    extract_mfccs.main(["--data-root", str(tmp_path)])
+    data = load_data(tmp_path)
+    rng = np.random.default_rng(0)
+    subsets = [np.sort(rng.choice(len(data["y_train"]), 800, replace=False)) for _ in range(4)]
+    config = TrainConfig(batch_size=128, max_epochs=40)
+    args = (data["x_train"], data["y_train"], subsets, data["x_valid"], data["y_valid"], data["x_test"], data["y_test"],
+            data["n_classes"], [1, 2, 3, 4], config)
+    keras_acc = np.mean([run["test_acc"] for run in train_keras_runs(*args)])
+    torch_acc = np.mean([run["test_acc"] for run in train_runs(*args)])
+    assert keras_acc > 0.6 and torch_acc > 0.6  # chance: 0.1
+    print(f"mean test accuracy over 4 runs: keras {keras_acc:.3f}, torch {torch_acc:.3f}")
+    assert abs(keras_acc - torch_acc) < 0.08

@@ -25,7 +25,8 @@ from kwsprune.dataset import class_names
 from kwsprune.mfcc import MADE_BY as MFCC_MADE_BY
 from kwsprune.mfcc import load_mfccs
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, PRUNED_DIR, RESULTS_DIR, step_dir
-from kwsprune.pruning import format_ratio, kept_file, load_kept, method_name, run_pruning
+from kwsprune.methods import method_name
+from kwsprune.pruning import format_ratio, kept_file, load_kept, run_pruning
 from kwsprune.training import TrainConfig, n_parameters, train_runs
 from kwsprune.validation import InputError
 
@@ -35,7 +36,8 @@ RUN_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "engine", "batch_si
               "fraction_kept", "test_loss", "test_acc", "epochs", "seconds", "device", "code_version"]
 # a run is done when a row with the same key exists; `data` is the start of the train MFCCs' sha256
 KEY_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "engine", "batch_size", "max_epochs", "data"]
-MAX_MODELS_PER_JOB = 100
+MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
+ENGINES = ("torch", "keras")
 
 
 @dataclass(frozen=True)
@@ -137,14 +139,30 @@ def write_history_files(results_dir) -> None:
         write_text(Path(results_dir) / name, "".join(lines))
 
 
+def start_engine(engine: str, device: str):
+    """The training function of an engine, the label its rows carry, the device it runs on, and runs per job."""
+    if engine == "torch":
+        from kwsprune.embeddings import pick_device
+
+        return train_runs, "torch", pick_device(device), MAX_MODELS_PER_JOB
+    if engine == "keras":
+        try:
+            from kwsprune.keras_engine import backend_name, keras_device, train_keras_runs
+
+            label = f"keras-{backend_name()}"
+        except ImportError as err:
+            raise InputError(f"--engine keras needs Keras 3 and a backend ({err}): pip install .[tensorflow]") from None
+        return train_keras_runs, label, keras_device(device), 1  # one run a job: each row lands as its run ends
+    raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+
+
 def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str = "torch", device: str = "auto",
                         config: TrainConfig = TrainConfig(), skip_done: bool = True) -> list[dict]:
-    """Train every run not already in results/runs.csv, grouped into batched jobs; append their rows."""
-    from kwsprune.embeddings import pick_device
+    """Train every run not already in results/runs.csv, grouped into batched jobs; append their rows.
 
-    if engine != "torch":
-        raise InputError(f"--engine {engine!r}: only the torch engine is built so far")
-    device = pick_device(device)
+    engine: "torch" (the batched engine) or "keras" (the original's model.fit, run by run; its rows say
+    which Keras backend ran them, e.g. keras-tensorflow)."""
+    train, engine, device, models_per_job = start_engine(engine, device)
     data = load_data(data_root)
     n_train = len(data["y_train"])
     log.info("Tiny CNN: %d parameters for %d classes", n_parameters(data["n_classes"]), data["n_classes"])
@@ -173,10 +191,10 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
     rows = []
     with tqdm(total=todo, desc="runs", unit="run") as bar:
         for size, members in jobs.items():
-            for start in range(0, len(members), MAX_MODELS_PER_JOB):
-                job = members[start:start + MAX_MODELS_PER_JOB]
+            for start in range(0, len(members), models_per_job):
+                job = members[start:start + models_per_job]
                 began = time.perf_counter()
-                metrics = train_runs(data["x_train"], data["y_train"], [s for _, s in job], data["x_valid"],
+                metrics = train(data["x_train"], data["y_train"], [s for _, s in job], data["x_valid"],
                                      data["y_valid"], data["x_test"], data["y_test"], data["n_classes"],
                                      [model_seed(seed, run.repeat) for run, _ in job], config, device)
                 seconds = (time.perf_counter() - began) / len(job)

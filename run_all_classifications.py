@@ -12,7 +12,7 @@ import argparse
 from kwsprune.classify import sweep
 from kwsprune.cli import add_training_flags, run_step, training_config
 from kwsprune.paths import REPO_ROOT
-from kwsprune.pruning import ALIASES, METHODS
+from kwsprune.methods import ALIASES, BALANCED, METHODS
 from kwsprune.training import TrainConfig
 
 DATA_ROOT = REPO_ROOT
@@ -20,9 +20,10 @@ N = ["200", "400", "600", "800"]        # clips per run ("all": every kept clip)
 RATIOS = [0.1, 0.2, 0.3]                # fractions removed
 METHOD_NAMES = ["keep_hard", "keep_easy", "random"]
 K = 10
+CLASS_BALANCED = False                  # the class-balanced variant of every method
 REPEATS = 100
 SEED = 0
-ENGINE = "torch"
+ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"
 MAX_EPOCHS = TrainConfig.max_epochs  # 170, early-stopped on validation loss
 BATCH_SIZE = TrainConfig.batch_size  # 512, the original's
@@ -34,11 +35,14 @@ def main(argv=None):
     parser.add_argument("--n", nargs="+", default=N, help="training clips per run, or 'all' (default: %(default)s)")
     parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS)
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
+    parser.add_argument("--class-balanced", action="store_true", default=CLASS_BALANCED,
+                        help=f"the class-balanced variant of every method (<name>{BALANCED})")
     parser.add_argument("--k", type=int, default=K)
     parser.add_argument("--repeats", type=int, default=REPEATS)
     add_training_flags(parser, SEED, ENGINE, DEVICE, MAX_EPOCHS, BATCH_SIZE)
     args = parser.parse_args(argv)
-    rows = run_step(sweep, args.data_root, args.n, args.methods, args.ratios, args.k, args.repeats, args.seed,
+    methods = [m + BALANCED if args.class_balanced and not m.endswith(BALANCED) else m for m in args.methods]
+    rows = run_step(sweep, args.data_root, args.n, methods, args.ratios, args.k, args.repeats, args.seed,
                     engine=args.engine, device=args.device, config=training_config(args))
     print(f"{len(rows)} runs trained; results in {args.data_root}/results/runs.csv")
 

@@ -75,6 +75,16 @@ def load_split(data_root, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def load_labels(data_root, split: str, n_rows: int) -> np.ndarray:
+    """Class ids of one split, checked against the dataset manifest and against the n_rows of what uses them."""
+    folder = step_dir(data_root, DATASET_DIR)
+    labels = np.asarray(load_verified(folder, f"{split}_y.npy", MADE_BY))
+    if len(labels) != n_rows:
+        raise InputError(f"{folder / f'{split}_y.npy'} has {len(labels)} rows but the features have {n_rows}: "
+                         "re-run extract_embeddings.py")
+    return labels
+
+
 def class_names(data_root) -> list[str]:
     """The class names in id order, from labels.json."""
     path = step_dir(data_root, DATASET_DIR) / "labels.json"

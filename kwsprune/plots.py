@@ -91,7 +91,9 @@ def plot_clusters(data_root, method: str, ratio: float, k: int, folder) -> bool:
     from sklearn.decomposition import PCA
 
     from kwsprune.embeddings import load_features
-    from kwsprune.pruning import load_kept, method_name, standardise_clips
+    from kwsprune.embedding_scores import standardise_clips
+    from kwsprune.methods import method_name
+    from kwsprune.pruning import load_kept
 
     pruned_dir = step_dir(data_root, PRUNED_DIR)
     if not (pruned_dir / f"clusters_k{k}.npy").exists():

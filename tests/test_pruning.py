@@ -5,36 +5,52 @@ import pytest
 
 import extract_embeddings
 import pruning
-from kwsprune.pruning import (keep_easy, keep_hard, kmeans_distances, load_kept, method_name, random_subset,
-                              remove_in_clusters)
+from kwsprune.embedding_scores import kmeans_distances
+from kwsprune.methods import Inputs, method_name, run_method
+from kwsprune.pruning import load_kept
+from kwsprune.selection import keep_by_score
 from kwsprune.validation import InputError
 
 # two clusters: clip i's distance to its centroid
 CLUSTERS = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
 DISTANCES = np.array([0.4, 0.1, 0.3, 0.2, 2.0, 0.5, 1.5, 1.0, 0.7, 3.0])
+LABELS = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+
+
+def kept(method, ratio, seed=0):
+    """Kept indices of a method on the hand-made clusters (k-means already done)."""
+    inputs = Inputs(features=None, labels=LABELS, cache={"kmeans": (CLUSTERS, DISTANCES)})
+    return run_method(method, inputs, ratio, np.random.default_rng(seed))[1].tolist()
 
 
 def test_keep_hard_removes_the_clips_nearest_each_centroid():
     # ratio 0.5: floor(2.0) = 2 of cluster 0 (clips 1, 3), floor(3.0) = 3 of cluster 1 (clips 5, 8, 7)
-    assert keep_hard(DISTANCES, CLUSTERS, 0.5, None).tolist() == [0, 2, 4, 6, 9]
+    assert kept("keep_hard", 0.5) == kept("simple", 0.5) == [0, 2, 4, 6, 9]
 
 
 def test_keep_easy_removes_the_clips_farthest_from_each_centroid():
     # cluster 0 loses clips 0, 2; cluster 1 loses clips 9, 4, 6
-    assert keep_easy(DISTANCES, CLUSTERS, 0.5, None).tolist() == [1, 3, 5, 7, 8]
+    assert kept("keep_easy", 0.5) == [1, 3, 5, 7, 8]
 
 
 def test_removal_rounds_down_and_never_empties_a_cluster():
     # ratio 0.3: floor(1.2) = 1 clip of cluster 0 (clip 1), floor(1.8) = 1 of cluster 1 (clip 5)
-    assert keep_hard(DISTANCES, CLUSTERS, 0.3, None).tolist() == [0, 2, 3, 4, 6, 7, 8, 9]
+    assert kept("keep_hard", 0.3) == [0, 2, 3, 4, 6, 7, 8, 9]
     lonely = np.array([0, 0, 1])
-    assert remove_in_clusters(np.array([1.0, 2.0, 0.5]), lonely, 0.99, nearest=True).tolist() == [1, 2]
+    assert keep_by_score(np.array([1.0, 2.0, 0.5]), 0.99, keep_high=True, groups=lonely).tolist() == [1, 2]
+
+
+def test_class_balanced_removes_the_fraction_within_each_class():
+    # class 0 = clips 0 2 4 6 8 (distances .4 .3 2 1.5 .7), class 1 = 1 3 5 7 9 (.1 .2 .5 1 3): floor(2.5) of each go
+    assert kept("keep_hard_balanced", 0.5) == [4, 5, 6, 7, 8, 9]
+    assert kept("keep_easy_balanced", 0.5) == [0, 1, 2, 3, 5, 8]
+    balanced_random = kept("random_balanced", 0.5, seed=1)
+    assert np.bincount(LABELS[balanced_random]).tolist() == [3, 3]
 
 
 def test_random_keeps_as_many_clips_and_is_seeded():
-    first = random_subset(DISTANCES, CLUSTERS, 0.5, np.random.default_rng(3))
-    again = random_subset(DISTANCES, CLUSTERS, 0.5, np.random.default_rng(3))
-    assert len(first) == 5 and first.tolist() == again.tolist() and first.tolist() == sorted(first)
+    first, again = kept("random", 0.5, seed=3), kept("random", 0.5, seed=3)
+    assert len(first) == 5 and first == again == sorted(first) and first != kept("random", 0.5, seed=4)
 
 
 def test_kmeans_finds_the_two_groups_and_measures_distances():
@@ -51,7 +67,8 @@ def test_kmeans_finds_the_two_groups_and_measures_distances():
 
 def test_method_names_and_aliases():
     assert [method_name(n) for n in ("simple", "hard", "normal")] == ["keep_hard", "keep_easy", "random"]
-    with pytest.raises(InputError, match="choose among keep_hard, keep_easy, random"):
+    assert method_name("simple_balanced") == "keep_hard_balanced"
+    with pytest.raises(InputError, match="choose among keep_hard, keep_easy, random, ssp_hard"):
         method_name("keep_medium")
 
 
@@ -62,10 +79,10 @@ def test_step_writes_kept_indices_and_refuses_stale_features(fresh_features_root
     hard, easy, rand = (load_kept(root, m, 5, 0.3) for m in ("keep_hard", "keep_easy", "random"))
     assert hard.dtype == np.int64 and hard.tolist() == sorted(hard) and len(hard) == len(easy) == len(rand)
     assert 0.69 * n_train <= len(hard) <= 0.71 * n_train + 5
-    scores = np.load(root / "y_pruned" / "scores_k5.npy")
+    scores = np.load(root / "y_pruned" / "scores_keep_hard_k5.npy")
     clusters = np.load(root / "y_pruned" / "clusters_k5.npy")
     assert scores.shape == clusters.shape == (n_train,)
-    np.testing.assert_array_equal(hard, keep_hard(scores, clusters, 0.3, None))
+    np.testing.assert_array_equal(hard, keep_by_score(scores, 0.3, keep_high=True, groups=clusters))
     # a second run with other ratios keeps the first run's files listed
     pruning.main(["--data-root", str(root), "--k", "5", "--ratios", "0.2", "--methods", "simple"])
     assert len(load_kept(root, "keep_hard", 5, 0.1)) > len(load_kept(root, "keep_hard", 5, 0.2))
@@ -80,3 +97,17 @@ def test_unknown_method_is_one_line(fresh_features_root, capsys):
     with pytest.raises(SystemExit):
         pruning.main(["--data-root", str(fresh_features_root), "--methods", "best"])
     assert "unknown pruning method 'best': choose among" in capsys.readouterr().err
+
+
+def test_scores_that_need_a_model_are_trained_once_and_cached(fresh_features_root):
+    root = fresh_features_root
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.3", "--methods", "el2n", "ccs", "forgetting"])
+    n_train = len(np.load(root / "Dataset_as_Numpy" / "train_y.npy"))
+    for method in ("el2n", "ccs", "forgetting"):
+        assert len(load_kept(root, method, 4, 0.3)) == n_train - int(0.3 * n_train)
+    cached = (root / "y_pruned" / "el2n_seed0.json").read_text()
+    np.testing.assert_array_equal(np.load(root / "y_pruned" / "scores_el2n_k4.npy"),
+                                  np.load(root / "y_pruned" / "el2n_seed0.npy"))
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.1", "--methods", "el2n", "--class-balanced"])
+    assert (root / "y_pruned" / "el2n_seed0.json").read_text() == cached  # not trained again
+    assert len(load_kept(root, "el2n_balanced", 4, 0.1)) > len(load_kept(root, "el2n", 4, 0.3))

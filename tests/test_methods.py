@@ -1,0 +1,127 @@
+"""The methods beyond the original, each on a hand-made 2-D case whose answer is worked out in the comments."""
+
+import numpy as np
+import pytest
+
+from kwsprune.embedding_scores import kcenter_order
+from kwsprune.methods import METHODS, Inputs, run_method
+from kwsprune.model_scores import el2n_scores, forgetting_scores
+from kwsprune.selection import coverage_centric
+from kwsprune.training import TrainConfig
+
+
+def at_angles(degrees, radii=None):
+    """2-D embeddings pointing at the given angles; the radii (their lengths) must not matter to cosine methods."""
+    radians = np.radians(degrees)
+    radii = np.ones(len(degrees)) if radii is None else np.asarray(radii)
+    return (radii[:, None] * np.stack([np.cos(radians), np.sin(radians)], axis=1)).astype(np.float32)
+
+
+def kept(method, features, labels, ratio, k=2, seed=0):
+    inputs = Inputs(features, np.asarray(labels), k=k, seed=seed)
+    return run_method(method, inputs, ratio, np.random.default_rng(seed))[1].tolist()
+
+
+# two directions: A at 0, 10, -20 degrees (mean direction -3.3), B at 90, 95, 60 (mean 81.8); lengths vary
+TWO_GROUPS = at_angles([0, 10, -20, 90, 95, 60], radii=[1, 5, 2, 3, 1, 4])
+GROUP_LABELS = [0, 0, 0, 1, 1, 1]
+
+
+def test_ssp_prunes_globally_by_cosine_distance_to_the_nearest_centroid():
+    # angles to the own centroid: 3.3, 13.3, 16.7 | 8.2, 13.2, 21.8; a third (floor(2.04) = 2 clips) goes
+    assert kept("ssp_hard", TWO_GROUPS, GROUP_LABELS, 0.34) == [1, 2, 4, 5]  # the two most typical go: 0 and 90
+    assert kept("ssp_easy", TWO_GROUPS, GROUP_LABELS, 0.34) == [0, 1, 3, 4]  # the two least typical go: -20 and 60
+
+
+def test_supervised_prototypes_use_the_class_not_a_cluster():
+    # clip 3 points at 85 degrees but is labelled class 0 (0, 10, -10 degrees): the farthest from its prototype
+    features = at_angles([0, 10, -10, 85, 90, 100])
+    labels = [0, 0, 0, 0, 1, 1]
+    scores, kept_clips = run_method("supervised_prototypes", Inputs(features, np.array(labels)), 0.5, None)
+    assert np.argmax(scores) == 3 and 3 in kept_clips and len(kept_clips) == 3
+
+
+def test_semdedup_removes_one_of_each_near_duplicate_pair_keeping_the_less_typical():
+    # cluster A: 0 and 0.5 degrees are near duplicates, 30 is apart (mean direction 10.2): 0 is farther, kept
+    # cluster B: 90 and 90.2 likewise (mean 100.1): 90 is kept
+    features = at_angles([0, 0.5, 30, 90, 90.2, 120])
+    scores, kept_clips = run_method("semdedup", Inputs(features, np.zeros(6, int), k=2), 0.34, None)
+    assert kept_clips.tolist() == [0, 2, 3, 5]
+    assert scores[1] > 0.9999 and scores[4] > 0.9999  # their similarity to the clip visited before them
+
+
+def test_kcenter_picks_farthest_first():
+    # points on a line at 0, 1, 2, 10, 11, 20; from 0 the farthest is 20, then 10 (10 from both), then 2
+    # (2 from 0, 8 from 10), then 11 and 1 tie at 1: the lower index, 1, then 11
+    line = np.array([[0, 0], [1, 0], [2, 0], [10, 0], [11, 0], [20, 0]], dtype=np.float32)
+    seed = next(s for s in range(100) if np.random.default_rng(s).integers(6) == 0)  # a seed that starts at 0
+    assert kcenter_order(line, seed).tolist() == [0, 5, 3, 2, 1, 4]
+    assert kept("kcenter", line, [0] * 6, 0.5, seed=seed) == [0, 3, 5]
+
+
+def farthest_first_one_pick_at_a_time(features, seed):
+    """The definition, one pass over all clips per pick."""
+    nearest = np.full(len(features), np.inf)
+    order = [int(np.random.default_rng(seed).integers(len(features)))]
+    while len(order) < len(features):
+        nearest = np.minimum(nearest, ((features - features[order[-1]]) ** 2).sum(axis=1))
+        nearest[order] = -np.inf
+        order.append(int(np.argmax(nearest)))
+    return order
+
+
+def test_kcenter_rounds_of_many_picks_give_the_one_at_a_time_order():
+    features = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+    assert kcenter_order(features, 1, n_candidates=32).tolist() == farthest_first_one_pick_at_a_time(features, 1)
+
+
+@pytest.mark.parametrize("method", ["ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "keep_hard"])
+def test_exact_counts_class_balance_and_determinism(method):
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], [30, 20, 10])
+    features = (rng.standard_normal((3, 8))[labels] + 0.5 * rng.standard_normal((60, 8))).astype(np.float32)
+    plain = kept(method, features, labels, 0.3, k=3)
+    if method != "keep_hard":  # keep_hard removes floor(0.3 x size) per cluster; the others over the whole set
+        assert len(plain) == 60 - 18
+    balanced = kept(method + "_balanced", features, labels, 0.3, k=3)
+    assert np.bincount(labels[balanced]).tolist() == [21, 14, 7]  # 30 - 9, 20 - 6, 10 - 3
+    assert kept(method, features, labels, 0.3, k=3) == plain  # same seed, same clips
+
+
+def test_every_registered_method_is_covered():
+    assert set(METHODS) == {"keep_hard", "keep_easy", "random", "ssp_hard", "ssp_easy", "supervised_prototypes",
+                            "semdedup", "kcenter", "el2n", "forgetting", "ccs"}
+
+
+def test_ccs_drops_the_hardest_then_covers_the_score_range_evenly():
+    # scores 0..99; beta 0.1 drops 90..99; 2 bins over 0..89 ([0, 44.5) and [44.5, 89]) of 45 clips each;
+    # keeping 20: 10 from each bin
+    kept_clips = coverage_centric(np.arange(100.0), 20, np.random.default_rng(0), beta=0.1, n_bins=2)
+    assert len(kept_clips) == 20 and kept_clips.max() < 90
+    assert (kept_clips < 45).sum() == 10
+    # a sparse bin gives all it has, the rest comes from the full one: 3 clips in [50, 100], 57 below
+    skewed = np.concatenate([np.linspace(0, 10, 57), [60.0, 80.0, 100.0]])
+    kept_clips = coverage_centric(skewed, 30, np.random.default_rng(0), beta=0.0, n_bins=2)
+    assert len(kept_clips) == 30 and {57, 58, 59} <= set(kept_clips.tolist())
+
+
+def mislabelled_toy():
+    """Easy MFCC-shaped clips (see test_training.toy_mfccs) with the labels of clips 0-4 changed."""
+    from test_training import toy_mfccs
+
+    x, y = toy_mfccs(240, 4, 0)
+    x_valid, y_valid = toy_mfccs(80, 4, 1)
+    y = y.copy()
+    y[:5] = (y[:5] + 1) % 4
+    return x, y, x_valid, y_valid
+
+
+def test_el2n_and_forgetting_rank_mislabelled_clips_hardest():
+    x, y, x_valid, y_valid = mislabelled_toy()
+    config = TrainConfig(batch_size=32, max_epochs=12, stop_patience=4)
+    el2n = el2n_scores(x, y, x_valid, y_valid, 4, seed=0, epochs=6, n_models=3, config=config)
+    assert set(np.argsort(-el2n)[:5].tolist()) == {0, 1, 2, 3, 4}
+    assert el2n.shape == (240,) and np.all((el2n >= 0) & (el2n <= np.sqrt(2)))
+    forgotten = forgetting_scores(x, y, x_valid, y_valid, 4, seed=0, config=config)
+    assert forgotten[:5].min() >= np.sort(forgotten)[-5]  # the five mislabelled clips lead (never learned)
+    np.testing.assert_array_equal(forgotten, forgetting_scores(x, y, x_valid, y_valid, 4, seed=0, config=config))

@@ -1,0 +1,112 @@
+"""Pruning time and peak memory per method, on synthetic features of Speech Commands size.
+
+  python benchmarks/pruning_speed.py                        # 85,000 x 768 pooled, every embedding method;
+                                                            # 85,000 x 49 x 768 flattened, the original's k-means
+  python benchmarks/pruning_speed.py --cases pooled --n-clips 20000 --methods keep_hard semdedup
+
+Writes features scattered around 35 class centres to a temporary .npy (float32 when pooled; float16 when
+flattened, as `extract_embeddings.py --pooling flatten --dtype float16` stores them), then, in a fresh
+process per method, memory-maps them and runs the method at pruning.py's default ratios, scoring
+included. Prints seconds and two peaks: private memory (sampled every 10 ms) and resident memory
+including the memory-mapped features' pages. Targets for the pooled original (keep_hard): < 30 s, < 1 GB.
+el2n, forgetting and ccs score clips by training the Tiny CNN on MFCCs, not from embeddings: their cost
+is training time (see training_speed.py).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kwsprune.methods import METHODS, MODEL_SCORES, Inputs, run_method  # noqa: E402
+
+RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3)  # pruning.py's defaults
+N_CLASSES = 35
+EMBEDDING_METHODS = [m for m in METHODS if m not in MODEL_SCORES and m != "ccs"]
+
+
+def memory_mb(field: str) -> float:
+    """A field of /proc/self/status in MB: VmHWM (peak resident, mapped file pages included) or RssAnon."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(f"{field}:")[1].split()[0]) / 1024
+
+
+def write_features(path: Path, n_clips: int, dim: int, dtype, seed: int = 0) -> None:
+    """Clips scattered around 35 class centres, and their classes beside them; written in chunks."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((N_CLASSES, dim), dtype=np.float32)
+    labels = rng.integers(N_CLASSES, size=n_clips)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n_clips, dim))
+    rows = max(1, (64 << 20) // (4 * dim))
+    for start in range(0, n_clips, rows):
+        chunk = labels[start:start + rows]
+        out[start:start + len(chunk)] = centres[chunk] + rng.standard_normal((len(chunk), dim), dtype=np.float32)
+    out.flush()
+    del out
+    np.save(path.with_suffix(".labels.npy"), labels)
+
+
+def measure(path: str, method: str, k: int) -> dict:
+    """In a fresh process: one method at every default ratio on the memory-mapped features."""
+    start_mb = memory_mb("RssAnon")
+    peak = [start_mb]
+    running = True
+
+    def sample():
+        while running:
+            peak[0] = max(peak[0], memory_mb("RssAnon"))
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k)
+    began = time.perf_counter()
+    for ratio in RATIOS:
+        run_method(method, inputs, ratio, np.random.default_rng(0))
+    seconds = time.perf_counter() - began
+    running = False
+    sampler.join()
+    return {"seconds": seconds, "private_mb": peak[0], "resident_mb": memory_mb("VmHWM"), "start_mb": start_mb}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="+", default=["pooled", "flattened"], choices=("pooled", "flattened"))
+    parser.add_argument("--methods", nargs="+", default=EMBEDDING_METHODS, help="methods of the pooled case")
+    parser.add_argument("--n-clips", type=int, default=85_000)
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--frames", type=int, default=49, help="frames per clip in the flattened case")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # the child process's mode: PATH METHOD
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(*args.measure, args.k)))
+        return
+
+    print(f"{'case':<10s} {'features':>22s} {'method':<22s} {'seconds':>8s} {'private MB':>10s} {'resident MB':>11s}"
+          f" {'at start MB':>10s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in args.cases:
+            dim, dtype = (args.dim, np.float32) if case == "pooled" else (args.dim * args.frames, np.float16)
+            methods = args.methods if case == "pooled" else ["keep_hard"]
+            path = Path(tmp) / f"{case}.npy"
+            write_features(path, args.n_clips, dim, dtype)
+            shape = f"{args.n_clips} x {dim} {np.dtype(dtype).name}"
+            for method in methods:
+                child = subprocess.run([sys.executable, __file__, "--measure", str(path), method, "--k", str(args.k)],
+                                       capture_output=True, text=True, check=True)
+                result = json.loads(child.stdout.strip().splitlines()[-1])
+                print(f"{case:<10s} {shape:>22s} {method:<22s} {result['seconds']:8.1f} {result['private_mb']:10.0f} "
+                      f"{result['resident_mb']:11.0f} {result['start_mb']:10.0f}", flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()

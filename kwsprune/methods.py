@@ -45,9 +45,9 @@ class Inputs:
         return self.once("ssp", lambda: emb.ssp_distances(self.features, self.k, self.seed))
 
     def model_score(self, name: str) -> np.ndarray:
-        if name not in self.model_scores:
+        if name not in self.cache and name not in self.model_scores:
             raise InputError(f"method {name!r} needs the training MFCCs: run it through pruning.py")
-        return self.once(name, self.model_scores[name])
+        return self.once(name, lambda: self.model_scores[name]())
 
 
 def _by_score(inputs, scores, ratio, keep_high, balanced, groups=None):
@@ -97,27 +97,31 @@ def supervised_prototypes(inputs, ratio, rng, balanced=False):
     return _by_score(inputs, distances, ratio, True, balanced)
 
 
+def _groups(inputs, balanced: bool):
+    """The clips chosen among together: every clip, or (balanced) each class's clips, as index arrays."""
+    if not balanced:
+        yield np.arange(len(inputs.labels))
+        return
+    for label in np.unique(inputs.labels):
+        yield np.flatnonzero(inputs.labels == label)
+
+
+def _rows(inputs, members):
+    """The embeddings of `members`; all of them without a copy when they are every clip."""
+    return inputs.features if len(members) == len(inputs.labels) else inputs.features[members]
+
+
 def semdedup(inputs, ratio, rng, balanced=False):
     """SemDeDup (Abbas et al. 2023) in the SSP k-means clusters: remove near duplicates (cosine similarity
     to a kept clip above 1 - eps, eps bisected to the ratio), keeping the least prototypical of each group;
     exactly floor(ratio x n) clips removed (per class when balanced). Score: the largest similarity to a
     clip visited before it in its cluster."""
     clusters, distances = inputs.ssp()
-
-    def select(members, ratio):
+    scores, kept = np.empty(len(clusters)), []
+    for members in _groups(inputs, balanced):
         n_keep = len(members) - n_removed(len(members), ratio)
-        scores, kept = emb.semdedup(inputs.features[members] if balanced else inputs.features, clusters[members],
-                                    distances[members], n_keep)
-        return scores, members[kept]
-
-    if not balanced:
-        return select(np.arange(len(clusters)), ratio)
-    scores = np.empty(len(clusters))
-    kept = []
-    for c in np.unique(inputs.labels):
-        members = np.flatnonzero(inputs.labels == c)
-        scores[members], kept_c = select(members, ratio)
-        kept.append(kept_c)
+        scores[members], kept_members = emb.semdedup(_rows(inputs, members), clusters[members], distances[members], n_keep)
+        kept.append(members[kept_members])
     return scores, np.sort(np.concatenate(kept))
 
 
@@ -125,17 +129,14 @@ def kcenter(inputs, ratio, rng, balanced=False):
     """k-center greedy coreset (Sener & Savarese 2018) on the embeddings: keep the first clips that
     farthest-first traversal picks from a seeded random start (per class when balanced). Score: minus
     the pick's position, so the highest scores are kept."""
-    groups = inputs.labels if balanced else np.zeros(len(inputs.labels), np.int64)
+    def ranks():
+        scores = np.empty(len(inputs.labels))
+        for members in _groups(inputs, balanced):
+            order = emb.kcenter_order(_rows(inputs, members), inputs.seed)
+            scores[members[order]] = -np.arange(len(members), dtype=np.float64)
+        return scores
 
-    def scores():
-        ranks = np.empty(len(groups))
-        for group in np.unique(groups):
-            members = np.flatnonzero(groups == group)
-            order = emb.kcenter_order(inputs.features[members] if balanced else inputs.features, inputs.seed)
-            ranks[members[order]] = -np.arange(len(members), dtype=np.float64)
-        return ranks
-
-    return _by_score(inputs, inputs.once("kcenter" + BALANCED * balanced, scores), ratio, True, balanced)
+    return _by_score(inputs, inputs.once("kcenter" + BALANCED * balanced, ranks), ratio, True, balanced)
 
 
 def el2n(inputs, ratio, rng, balanced=False):
@@ -154,13 +155,9 @@ def ccs(inputs, ratio, rng, balanced=False):
     """Coverage-centric coreset selection (Zheng et al. 2023) on EL2N: drop the hardest 10% (fewer when the
     ratio is lower), then sample the rest evenly over 50 equal-width EL2N bins; floor(ratio x n) removed."""
     scores = inputs.model_score("el2n")
-
-    def select(members):
-        return members[coverage_centric(scores[members], len(members) - n_removed(len(members), ratio), rng,
-                                        beta=min(0.1, ratio))]
-
-    groups = inputs.labels if balanced else np.zeros(len(scores), np.int64)
-    return scores, np.sort(np.concatenate([select(np.flatnonzero(groups == g)) for g in np.unique(groups)]))
+    kept = [members[coverage_centric(scores[members], len(members) - n_removed(len(members), ratio), rng,
+                                     beta=min(0.1, ratio))] for members in _groups(inputs, balanced)]
+    return scores, np.sort(np.concatenate(kept))
 
 
 METHODS = {"keep_hard": keep_hard, "keep_easy": keep_easy, "random": random_subset, "ssp_hard": ssp_hard,

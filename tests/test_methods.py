@@ -75,17 +75,24 @@ def test_kcenter_rounds_of_many_picks_give_the_one_at_a_time_order():
     assert kcenter_order(features, 1, n_candidates=32).tolist() == farthest_first_one_pick_at_a_time(features, 1)
 
 
-@pytest.mark.parametrize("method", ["ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "keep_hard"])
+@pytest.mark.parametrize("method", ["ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "el2n",
+                                    "forgetting", "ccs", "keep_hard"])
 def test_exact_counts_class_balance_and_determinism(method):
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], [30, 20, 10])
     features = (rng.standard_normal((3, 8))[labels] + 0.5 * rng.standard_normal((60, 8))).astype(np.float32)
-    plain = kept(method, features, labels, 0.3, k=3)
+    model_scores = {"el2n": rng.random(60), "forgetting": rng.integers(0, 5, 60).astype(float)}  # as if trained
+
+    def kept(name):
+        inputs = Inputs(features, labels, k=3, cache=dict(model_scores))
+        return run_method(name, inputs, 0.3, np.random.default_rng(0))[1].tolist()
+
+    plain = kept(method)
     if method != "keep_hard":  # keep_hard removes floor(0.3 x size) per cluster; the others over the whole set
         assert len(plain) == 60 - 18
-    balanced = kept(method + "_balanced", features, labels, 0.3, k=3)
+    balanced = kept(method + "_balanced")
     assert np.bincount(labels[balanced]).tolist() == [21, 14, 7]  # 30 - 9, 20 - 6, 10 - 3
-    assert kept(method, features, labels, 0.3, k=3) == plain  # same seed, same clips
+    assert kept(method) == plain  # same seed, same clips
 
 
 def test_every_registered_method_is_covered():

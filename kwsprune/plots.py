@@ -24,11 +24,12 @@ def mean_ci(values) -> tuple[float, float]:
     return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
 
 
-def group(rows, key) -> dict:
-    """{(method, ratio): {x: [rows]}} with x = key(row)."""
+def group(rows, key, by_ratio: bool = True) -> dict:
+    """{(method, ratio): {x: [rows]}} with x = key(row); ratio is None when by_ratio is False."""
     out: dict = {}
     for row in rows:
-        out.setdefault((row["method"], row["ratio"]), {}).setdefault(key(row), []).append(row)
+        line = (row["method"], row["ratio"] if by_ratio else None)
+        out.setdefault(line, {}).setdefault(key(row), []).append(row)
     return out
 
 
@@ -46,7 +47,8 @@ def plot_curves(rows, folder) -> None:
         if not view_rows:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for (method, ratio), by_x in sorted(group(view_rows, key).items()):
+        # against N, a line per method and ratio; against the fraction kept, the ratios are the line's points
+        for (method, ratio), by_x in sorted(group(view_rows, key, by_ratio=name == "n").items(), key=str):
             xs = sorted(by_x)
             for ax, metric in zip(axes, ("test_acc", "test_loss")):
                 means, halves = zip(*(mean_ci([float(r[metric]) for r in by_x[x]]) for x in xs))
@@ -63,8 +65,10 @@ def plot_curves(rows, folder) -> None:
 
 
 def summary_table(rows) -> str:
-    """Per N: each method's mean accuracy, its difference to random and a paired t-test over repeats."""
-    lines = [f"{'N':>6s} {'method':>10s} {'ratio':>6s} {'runs':>5s} {'mean acc':>9s} {'vs random':>10s} {'p (paired)':>11s}"]
+    """Per N: each method's mean accuracy and standard deviation, its difference to random and a paired t-test
+    over repeats."""
+    lines = [f"{'N':>6s} {'method':>22s} {'ratio':>6s} {'runs':>5s} {'mean acc':>9s} {'sd':>7s} {'vs random':>10s}"
+             f" {'p (paired)':>11s}"]
     by_n: dict = {}
     for row in rows:
         by_n.setdefault(row["n"], []).append(row)
@@ -75,7 +79,9 @@ def summary_table(rows) -> str:
                       for (method, ratio), by_repeat in configs.items() if method == "random"}
         for (method, ratio), by_repeat in sorted(configs.items()):
             acc = {rep: float(rs[0]["test_acc"]) for rep, rs in by_repeat.items()}
-            line = f"{n:>6s} {method:>10s} {ratio:>6s} {len(acc):5d} {np.mean(list(acc.values())):9.4f}"
+            values = list(acc.values())
+            sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
+            line = f"{n:>6s} {method:>22s} {ratio:>6s} {len(acc):5d} {np.mean(values):9.4f} {sd:7.4f}"
             baseline = random_acc.get(ratio if n == "all" else "1.0")
             if method != "random" and baseline:
                 paired = sorted(set(acc) & set(baseline))

@@ -6,6 +6,7 @@ from kwsprune.validation import InputError
 
 DENSE_LIMIT_BYTES = 2 << 30  # above this, k-means streams the features instead of holding them
 CHUNK_BYTES = 32 << 20  # rows prepared at a time
+SIMILARITY_CACHE_BYTES = 1 << 30  # semdedup keeps every cluster's similarities across its rounds below this
 
 
 def chunk_rows(dim: int) -> int:
@@ -167,10 +168,11 @@ def _round_of_picks(matrix, squared_norms, nearest, n_candidates: int, budget: i
     return picks or [int(np.argmax(nearest))]
 
 
-def _greedy_keep(similarity: np.ndarray, threshold: float) -> np.ndarray:
-    """Visiting clips in order, keep one unless its similarity to an already kept clip exceeds threshold."""
+def _greedy_keep(similarity: np.ndarray, threshold: float, largest_after: np.ndarray) -> np.ndarray:
+    """Visiting clips in order, keep one unless its similarity to an already kept clip exceeds threshold.
+    Only clips with a later clip above the threshold (largest_after) can remove any: only they are visited."""
     removed = np.zeros(len(similarity), bool)
-    for j in range(len(similarity)):
+    for j in np.flatnonzero(largest_after > threshold):
         if not removed[j]:
             removed[j + 1:] |= similarity[j, j + 1:] > threshold
     return ~removed
@@ -206,20 +208,31 @@ def semdedup(features, clusters, centroid_distance, n_keep: int, grid: int = 32,
     keeps too many are then dropped by their duplicate score, highest first, so exactly n_keep remain.
     The duplicate score of a clip is its largest similarity to a clip visited before it.
     """
+    def computed():
+        for members, similarity in _cluster_similarities(features, clusters, centroid_distance):
+            yield members, similarity, _largest_before(similarity[::-1, ::-1])[::-1]
+
+    # (members, similarities, largest similarity to a later clip) per cluster: kept for every round when small
+    fits = 4 * int((np.bincount(clusters).astype(np.int64) ** 2).sum()) <= SIMILARITY_CACHE_BYTES
+    cached = list(computed()) if fits else None
+
+    def per_cluster():
+        return cached if fits else computed()
+
     low, high = -1.0, 1.0 + 1e-5
     for _ in range(passes):
         thresholds = np.linspace(low, high, grid)
         counts = np.zeros(grid, np.int64)
-        for _, similarity in _cluster_similarities(features, clusters, centroid_distance):
-            counts += [_greedy_keep(similarity, t).sum() for t in thresholds]
+        for _, similarity, largest_after in per_cluster():
+            counts += [_greedy_keep(similarity, t, largest_after).sum() for t in thresholds]
         first = int(np.argmax(counts >= n_keep))  # counts rise with the threshold; the last always reaches n
         low, high = thresholds[max(first - 1, 0)], thresholds[first]
     scores = np.full(len(clusters), -1.0)
     kept = []
-    for members, similarity in _cluster_similarities(features, clusters, centroid_distance):
-        np.fill_diagonal(similarity, -1.0)
+    for members, similarity, largest_after in per_cluster():
         scores[members] = _largest_before(similarity)
-        keep = _greedy_keep(similarity, high)
+        keep = _greedy_keep(similarity, high, largest_after)
+        np.fill_diagonal(similarity, -1.0)
         kept_members = members[keep]
         # among kept clips: the largest similarity to another kept clip (diagonal is -1), for the final trim
         rows = np.flatnonzero(keep)

@@ -26,11 +26,6 @@ def keep_by_score(scores, ratio: float, keep_high: bool, groups=None) -> np.ndar
     return np.flatnonzero(mask)
 
 
-def per_class(select, labels, ratio: float):
-    """Run `select(members, ratio) -> kept members` inside each class; sorted kept indices of all classes."""
-    return np.sort(np.concatenate([select(np.flatnonzero(labels == c), ratio) for c in np.unique(labels)]))
-
-
 def coverage_centric(scores, n_keep: int, rng, beta: float = 0.1, n_bins: int = 50) -> np.ndarray:
     """Coverage-centric coreset selection (Zheng et al. 2023), sorted kept indices: drop the hardest beta
     fraction (highest scores; fewer if fewer than n_keep would remain), split the rest's score range into

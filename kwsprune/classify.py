@@ -72,9 +72,18 @@ def load_data(data_root) -> dict:
         verify_file(dataset_dir, f"{split}_y.npy", DATASET_MADE_BY)
         if len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
             raise InputError(f"MFCCs/{split}_MFCCs.npy and {split}_y.npy disagree in length: re-run extract_mfccs.py")
-    # load_mfccs checked train_MFCCs.npy against this manifest: its recorded hash is the file's
-    data["id"] = read_manifest(step_dir(data_root, MFCC_DIR), MFCC_MADE_BY)["files"]["train_MFCCs.npy"]["sha256"][:12]
+    data["id"] = _recorded_mfcc_id(data_root)  # load_mfccs just checked train_MFCCs.npy against it
     return data
+
+
+def _recorded_mfcc_id(data_root) -> str:
+    return read_manifest(step_dir(data_root, MFCC_DIR), MFCC_MADE_BY)["files"]["train_MFCCs.npy"]["sha256"][:12]
+
+
+def mfcc_id(data_root) -> str:
+    """The id that rows and caches record for the train MFCCs (the start of their sha256), checked fresh."""
+    load_mfccs(data_root, "train")
+    return _recorded_mfcc_id(data_root)
 
 
 def training_pool(data_root, run: Run, n_train: int) -> np.ndarray:

@@ -70,18 +70,18 @@ def model_score(data_root, name: str, seed: int) -> np.ndarray:
     """EL2N or forgetting scores (n,) of the training clips: from y_pruned/{name}_seed{seed}.npy when it was made
     from the current MFCCs, else trained now (kwsprune.model_scores) and cached there with its manifest."""
     from kwsprune import model_scores
-    from kwsprune.classify import load_data
+    from kwsprune.classify import load_data, mfcc_id
     from kwsprune.embeddings import pick_device
 
     out_dir = step_dir(data_root, PRUNED_DIR)
     file, manifest = f"{name}_seed{seed}.npy", f"{name}_seed{seed}.json"
-    data = load_data(data_root)  # checks the MFCCs and labels against the clips
-    inputs = {f"{MFCC_DIR}/train_MFCCs.npy": data["id"]}
+    inputs = {f"{MFCC_DIR}/train_MFCCs.npy": mfcc_id(data_root)}
     params = {"seed": seed, "el2n_epochs": model_scores.EL2N_EPOCHS, "el2n_models": model_scores.EL2N_MODELS}
     if (out_dir / manifest).exists():
         earlier = read_manifest(out_dir, MADE_BY, manifest)
         if earlier["inputs"] == inputs and earlier["params"] == params:
             return np.asarray(load_verified(out_dir, file, MADE_BY, manifest))
+    data = load_data(data_root)  # every split in memory, checked against the clips: only when training
     log.info("training the Tiny CNN on all %d clips for the %s scores", len(data["y_train"]), name)
     compute = model_scores.el2n_scores if name == "el2n" else model_scores.forgetting_scores
     scores = compute(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], data["n_classes"], seed,

@@ -33,6 +33,17 @@ def group(rows, key, by_ratio: bool = True) -> dict:
     return out
 
 
+def method_style(method: str) -> dict:
+    """Line style of a method: one colour per registered method (random in black), dashed when class-balanced."""
+    from kwsprune.methods import BALANCED, METHODS
+
+    base = method.removesuffix(BALANCED)
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2]  # 20 distinct colours
+    others = [m for m in METHODS if m != "random"]
+    colour = "black" if base == "random" else palette[(others.index(base) if base in others else len(others)) % len(palette)]
+    return {"color": colour, "linestyle": "--" if method.endswith(BALANCED) else "-"}
+
+
 def _save(fig, folder, name):
     for suffix in ("png", "svg"):
         fig.savefig(folder / f"{name}.{suffix}", dpi=120, bbox_inches="tight")
@@ -47,19 +58,24 @@ def plot_curves(rows, folder) -> None:
         if not view_rows:
             continue
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        # against N, a line per method and ratio; against the fraction kept, the ratios are the line's points
-        for (method, ratio), by_x in sorted(group(view_rows, key, by_ratio=name == "n").items(), key=str):
+        # against N, a line per method and ratio (a marker per ratio); against the fraction kept, the ratios
+        # are the line's points
+        lines = sorted(group(view_rows, key, by_ratio=name == "n").items(), key=str)
+        markers = dict(zip(sorted({ratio for (_, ratio), _ in lines}, key=str), "osD^v<>pP*X"))
+        for (method, ratio), by_x in lines:
             xs = sorted(by_x)
-            for ax, metric in zip(axes, ("test_acc", "test_loss")):
+            for ax, metric, top in zip(axes, ("test_acc", "test_loss"), (1.0, np.inf)):
                 means, halves = zip(*(mean_ci([float(r[metric]) for r in by_x[x]]) for x in xs))
                 label = method if name == "fraction" or method == "random" else f"{method} (ratio {ratio})"
-                line, = ax.plot(xs, means, marker="o", label=label)
-                ax.fill_between(xs, np.subtract(means, halves), np.add(means, halves), color=line.get_color(), alpha=0.2)
+                style = method_style(method)
+                ax.plot(xs, means, marker=markers.get(ratio, "o"), label=label, **style)
+                ax.fill_between(xs, np.clip(np.subtract(means, halves), 0, top), np.clip(np.add(means, halves), 0, top),
+                                color=style["color"], alpha=0.12)
         for ax, ylabel in zip(axes, ("test accuracy", "test loss")):
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
+        axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the plots, not over them
         fig.suptitle("mean over repeats, 95% confidence band")
         _save(fig, folder, f"accuracy_vs_{name}")
 

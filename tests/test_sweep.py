@@ -82,3 +82,12 @@ def test_one_configuration_and_the_plots(fresh_features_root, capsys):
     for name in ("accuracy_vs_fraction", "clusters_keep_hard_k4_0.3"):
         assert (root / "Plots" / f"{name}.png").stat().st_size > 10_000
         assert (root / "Plots" / f"{name}.svg").exists()
+
+
+def test_every_method_has_its_own_colour_and_its_balanced_variant_is_dashed():
+    from kwsprune.methods import METHODS
+    from kwsprune.plots import method_style
+
+    colours = [method_style(m)["color"] for m in METHODS]
+    assert len(set(colours)) == len(METHODS) and method_style("random")["color"] == "black"
+    assert method_style("ssp_hard_balanced") == {"color": method_style("ssp_hard")["color"], "linestyle": "--"}

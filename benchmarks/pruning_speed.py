@@ -3,14 +3,17 @@
   python benchmarks/pruning_speed.py                        # 85,000 x 768 pooled, every embedding method;
                                                             # 85,000 x 49 x 768 flattened, the original's k-means
   python benchmarks/pruning_speed.py --cases pooled --n-clips 20000 --methods keep_hard semdedup
+  python benchmarks/pruning_speed.py --cases mfccs --max-epochs 10  # el2n, forgetting (capped), ccs
 
 Writes features scattered around 35 class centres to a temporary .npy (float32 when pooled; float16 when
 flattened, as `extract_embeddings.py --pooling flatten --dtype float16` stores them), then, in a fresh
 process per method, memory-maps them and runs the method at pruning.py's default ratios, scoring
 included. Prints seconds and two peaks: private memory (sampled every 10 ms) and resident memory
 including the memory-mapped features' pages. Targets for the pooled original (keep_hard): < 30 s, < 1 GB.
-el2n, forgetting and ccs score clips by training the Tiny CNN on MFCCs, not from embeddings: their cost
-is training time (see training_speed.py).
+el2n, forgetting and ccs score clips by training the Tiny CNN on MFCCs, not from embeddings: the mfccs
+case times them on synthetic (n, 99, 32) float32 MFCCs held in memory, as pruning.py loads them, with a
+validation split of n / 8 clips. Forgetting runs the original's recipe (early stopping on the validation
+loss) up to --max-epochs; ccs reads the EL2N scores the el2n run left, as pruning.py reads its cache.
 """
 
 import argparse
@@ -29,7 +32,9 @@ from kwsprune.methods import METHODS, MODEL_SCORES, Inputs, run_method  # noqa: 
 
 RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3)  # pruning.py's defaults
 N_CLASSES = 35
-EMBEDDING_METHODS = [m for m in METHODS if m not in MODEL_SCORES and m != "ccs"]
+TRAINED_METHODS = [*MODEL_SCORES, "ccs"]
+EMBEDDING_METHODS = [m for m in METHODS if m not in TRAINED_METHODS]
+MFCC_SHAPE = (99, 32)
 
 
 def memory_mb(field: str) -> float:
@@ -53,8 +58,38 @@ def write_features(path: Path, n_clips: int, dim: int, dtype, seed: int = 0) -> 
     np.save(path.with_suffix(".labels.npy"), labels)
 
 
-def measure(path: str, method: str, k: int) -> dict:
-    """In a fresh process: one method at every default ratio on the memory-mapped features."""
+def write_mfccs(path: Path, n_clips: int, seed: int = 0) -> None:
+    """Training MFCCs around 35 class patterns and a validation split of n / 8 clips, with their classes."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((N_CLASSES, *MFCC_SHAPE), dtype=np.float32)
+    for name, n in (("train", n_clips), ("valid", max(N_CLASSES, n_clips // 8))):
+        labels = rng.integers(N_CLASSES, size=n)
+        out = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=np.float32, shape=(n, *MFCC_SHAPE))
+        for start in range(0, n, 4096):
+            chunk = labels[start:start + 4096]
+            out[start:start + len(chunk)] = centres[chunk] + 2 * rng.standard_normal((len(chunk), *MFCC_SHAPE), dtype=np.float32)
+        out.flush()
+        del out
+        np.save(path / f"{name}.labels.npy", labels)
+
+
+def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
+    """Inputs whose EL2N and forgetting scores train the Tiny CNN on the MFCCs in folder (no embeddings)."""
+    from kwsprune.model_scores import el2n_scores, forgetting_scores
+    from kwsprune.training import TrainConfig
+
+    folder = Path(folder)
+    labels = np.load(folder / "train.labels.npy")
+    data = lambda: [np.load(folder / name) for name in ("train.npy", "train.labels.npy", "valid.npy", "valid.labels.npy")]  # noqa: E731
+    cached = folder / "el2n_scores.npy"
+    return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k,
+                  model_scores={"el2n": lambda: np.load(cached) if cached.exists() else el2n_scores(*data(), N_CLASSES, 0),
+                                "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0, TrainConfig(max_epochs=max_epochs))})
+
+
+def measure(path: str, method: str, k: int, max_epochs: int) -> dict:
+    """In a fresh process: one method at every default ratio on the memory-mapped features (or, for a
+    method that trains, the MFCCs in the folder `path`)."""
     start_mb = memory_mb("RssAnon")
     peak = [start_mb]
     running = True
@@ -66,11 +101,16 @@ def measure(path: str, method: str, k: int) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k)
     began = time.perf_counter()
+    if method in TRAINED_METHODS:
+        inputs = trained_inputs(path, k, max_epochs)
+    else:
+        inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k)
     for ratio in RATIOS:
         run_method(method, inputs, ratio, np.random.default_rng(0))
     seconds = time.perf_counter() - began
+    if method == "el2n":
+        np.save(Path(path) / "el2n_scores.npy", inputs.model_score("el2n"))  # for ccs, outside the timing
     running = False
     sampler.join()
     return {"seconds": seconds, "private_mb": peak[0], "resident_mb": memory_mb("VmHWM"), "start_mb": start_mb}
@@ -78,34 +118,41 @@ def measure(path: str, method: str, k: int) -> dict:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", default=["pooled", "flattened"], choices=("pooled", "flattened"))
+    parser.add_argument("--cases", nargs="+", default=["pooled", "flattened", "mfccs"], choices=("pooled", "flattened", "mfccs"))
     parser.add_argument("--methods", nargs="+", default=EMBEDDING_METHODS, help="methods of the pooled case")
     parser.add_argument("--n-clips", type=int, default=85_000)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--frames", type=int, default=49, help="frames per clip in the flattened case")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--max-epochs", type=int, default=170, help="cap of the forgetting run (the recipe's 170)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # the child process's mode: PATH METHOD
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(*args.measure, args.k)))
+        print(json.dumps(measure(*args.measure, args.k, args.max_epochs)))
         return
 
-    print(f"{'case':<10s} {'features':>22s} {'method':<22s} {'seconds':>8s} {'private MB':>10s} {'resident MB':>11s}"
+    print(f"{'case':<10s} {'features':>24s} {'method':<22s} {'seconds':>8s} {'private MB':>10s} {'resident MB':>11s}"
           f" {'at start MB':>10s}")
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
-            dim, dtype = (args.dim, np.float32) if case == "pooled" else (args.dim * args.frames, np.float16)
-            methods = args.methods if case == "pooled" else ["keep_hard"]
-            path = Path(tmp) / f"{case}.npy"
-            write_features(path, args.n_clips, dim, dtype)
-            shape = f"{args.n_clips} x {dim} {np.dtype(dtype).name}"
+            if case == "mfccs":
+                path, methods = Path(tmp), TRAINED_METHODS
+                write_mfccs(path, args.n_clips)
+                shape = f"{args.n_clips} x {MFCC_SHAPE[0]} x {MFCC_SHAPE[1]} float32"
+            else:
+                dim, dtype = (args.dim, np.float32) if case == "pooled" else (args.dim * args.frames, np.float16)
+                methods = args.methods if case == "pooled" else ["keep_hard"]
+                path = Path(tmp) / f"{case}.npy"
+                write_features(path, args.n_clips, dim, dtype)
+                shape = f"{args.n_clips} x {dim} {np.dtype(dtype).name}"
             for method in methods:
-                child = subprocess.run([sys.executable, __file__, "--measure", str(path), method, "--k", str(args.k)],
-                                       capture_output=True, text=True, check=True)
+                child = subprocess.run([sys.executable, __file__, "--measure", str(path), method, "--k", str(args.k),
+                                        "--max-epochs", str(args.max_epochs)], capture_output=True, text=True, check=True)
                 result = json.loads(child.stdout.strip().splitlines()[-1])
-                print(f"{case:<10s} {shape:>22s} {method:<22s} {result['seconds']:8.1f} {result['private_mb']:10.0f} "
+                print(f"{case:<10s} {shape:>24s} {method:<22s} {result['seconds']:8.1f} {result['private_mb']:10.0f} "
                       f"{result['resident_mb']:11.0f} {result['start_mb']:10.0f}", flush=True)
-            path.unlink()
+            if path.is_file():
+                path.unlink()
 
 
 if __name__ == "__main__":

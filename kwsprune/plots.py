@@ -83,7 +83,7 @@ def plot_curves(rows, folder) -> None:
 def summary_table(rows) -> str:
     """Per N: each method's mean accuracy and standard deviation, its difference to random and a paired t-test
     over repeats."""
-    lines = [f"{'N':>6s} {'method':>22s} {'ratio':>6s} {'runs':>5s} {'mean acc':>9s} {'sd':>7s} {'vs random':>10s}"
+    lines = [f"{'N':>6s} {'method':>30s} {'ratio':>6s} {'runs':>5s} {'mean acc':>9s} {'sd':>7s} {'vs random':>10s}"
              f" {'p (paired)':>11s}"]
     by_n: dict = {}
     for row in rows:
@@ -97,7 +97,7 @@ def summary_table(rows) -> str:
             acc = {rep: float(rs[0]["test_acc"]) for rep, rs in by_repeat.items()}
             values = list(acc.values())
             sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
-            line = f"{n:>6s} {method:>22s} {ratio:>6s} {len(acc):5d} {np.mean(values):9.4f} {sd:7.4f}"
+            line = f"{n:>6s} {method:>30s} {ratio:>6s} {len(acc):5d} {np.mean(values):9.4f} {sd:7.4f}"
             baseline = random_acc.get(ratio if n == "all" else "1.0")
             if method != "random" and baseline:
                 paired = sorted(set(acc) & set(baseline))

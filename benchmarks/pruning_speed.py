@@ -119,7 +119,7 @@ def measure(path: str, method: str, k: int, max_epochs: int) -> dict:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["pooled", "flattened", "mfccs"], choices=("pooled", "flattened", "mfccs"))
-    parser.add_argument("--methods", nargs="+", default=EMBEDDING_METHODS, help="methods of the pooled case")
+    parser.add_argument("--methods", nargs="+", default=EMBEDDING_METHODS, choices=EMBEDDING_METHODS, help="methods of the pooled case")
     parser.add_argument("--n-clips", type=int, default=85_000)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--frames", type=int, default=49, help="frames per clip in the flattened case")

@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from kwsprune.classify import read_runs  # noqa: E402
+from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, PRUNED_DIR, RESULTS_DIR, step_dir  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
 
@@ -35,8 +36,6 @@ def group(rows, key, by_ratio: bool = True) -> dict:
 
 def method_style(method: str) -> dict:
     """Line style of a method: one colour per registered method (random in black), dashed when class-balanced."""
-    from kwsprune.methods import BALANCED, METHODS
-
     base = method.removesuffix(BALANCED)
     palette = plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2]  # 20 distinct colours
     others = [m for m in METHODS if m != "random"]
@@ -114,7 +113,6 @@ def plot_clusters(data_root, method: str, ratio: float, k: int, folder) -> bool:
 
     from kwsprune.embeddings import load_features
     from kwsprune.embedding_scores import standardise_clips
-    from kwsprune.methods import method_name
     from kwsprune.pruning import load_kept
 
     pruned_dir = step_dir(data_root, PRUNED_DIR)

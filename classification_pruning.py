@@ -1,55 +1,57 @@
-"""Step 4: train the Tiny CNN on MFCCs of the kept clips of one configuration; report test loss and accuracy.
+"""Step 4: train the CNN on MFCCs of the kept clips of one configuration; report test loss and accuracy.
 
   python classification_pruning.py --n 400 --k 10 --method keep_hard --ratio 0.2
   python classification_pruning.py --n all --method random --ratio 0.3 --repeats 5
+  python classification_pruning.py --n all --method random --ratio 1.0    # the whole training set
+  python classification_pruning.py --n 400 --method simple --ratio 0.2 --recipe original --original-names
 
-Rows go to results/runs.csv and results/history_tiny_prune_{n}_K{k}_{method}_{ratio}.csv (as the
-original: test_loss, test_acc, epochs; no header). Early-stopped on the validation split.
+Rows go to results/runs.csv (a run already there is not trained again) and to the original's
+per-configuration CSVs under results/history/. Early-stopped on the validation split.
 """
 
 import argparse
 
-from kwsprune.classify import Run, parse_n, run_classifications
-from kwsprune.cli import add_training_flags, run_step, training_config
-from kwsprune.paths import REPO_ROOT
+from kwsprune.classify import parse_n, run_classifications, run_for
+from kwsprune.cli import add_pruning_flags, add_training_flags, run_step, training_config
 from kwsprune.methods import method_name
-from kwsprune.training import TrainConfig
+from kwsprune.paths import REPO_ROOT
 
 DATA_ROOT = REPO_ROOT
 N = "400"              # clips drawn from the kept ones, or "all"
-K = 10                 # k-means clusters of the pruning to use
-METHOD = "keep_hard"   # keep_hard | keep_easy | random (aliases: simple, hard, normal)
-RATIO = 0.2            # fraction removed by the pruning (random with a number N: the whole training set)
+K = [10]               # k-means clusters of the pruning to use
+N_INIT = 10            # k-means starts of the pruning to use
+PCA = None             # PCA dimension of the pruning to use
+METHOD = "keep_hard"   # any of pruning.py's methods (aliases: simple, hard, normal)
+RATIO = 0.2            # fraction removed by the pruning; random at 1.0 (and random with a number N): the whole training set
 REPEATS = 1            # independent runs (repeat 0, 1, ...), trained together
-SEED = 0
-ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
+RECIPE = "kwsprune"    # kwsprune | original: the defaults of --model, --batch-size, --learning-rate, --max-epochs, --restore-best
+SEED = 0               # the pruning's seed, and the draws' and models'
+ENGINE = "torch"       # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"        # auto | cpu | cuda
-MAX_EPOCHS = TrainConfig.max_epochs  # 170, early-stopped on validation loss
-BATCH_SIZE = TrainConfig.batch_size  # 512, the original's
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
     parser.add_argument("--n", default=N, help="training clips per run, or 'all' (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=K)
     parser.add_argument("--method", default=METHOD)
     parser.add_argument("--ratio", type=float, default=RATIO)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    add_training_flags(parser, SEED, ENGINE, DEVICE, MAX_EPOCHS, BATCH_SIZE)
+    add_pruning_flags(parser, K, N_INIT, PCA)
+    add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
     args = parser.parse_args(argv)
 
     def classify():
-        method = method_name(args.method)
-        ratio = 1.0 if method == "random" and args.n != "all" else args.ratio
-        runs = [Run(method, ratio, args.k, parse_n(args.n), repeat) for repeat in range(args.repeats)]
-        return run_classifications(args.data_root, runs, args.seed, args.engine, args.device,
-                                   training_config(args), skip_done=False)
+        n, method = parse_n(args.n), method_name(args.method)
+        runs = list(dict.fromkeys(run_for(method, args.ratio, k, n, repeat) for k in args.k for repeat in range(args.repeats)))
+        return run_classifications(args.data_root, runs, args.seed, args.engine, args.device, training_config(args),
+                                   args.n_init, args.pca, args.k if args.original_names else None)
 
     rows = run_step(classify)
-    print(f"{'repeat':>6s} {'n_used':>7s} {'test_loss':>10s} {'test_acc':>9s} {'epochs':>7s}")
+    print(f"{'k':>4s} {'repeat':>6s} {'n_used':>7s} {'test_loss':>10s} {'test_acc':>9s} {'epochs':>7s}")
     for row in rows:
-        print(f"{row['repeat']:>6} {row['n_used']:>7} {row['test_loss']:>10s} {row['test_acc']:>9s} {row['epochs']:>7}")
+        print(f"{row['k'] or '-':>4s} {row['repeat']:>6s} {row['n_used']:>7s} {row['test_loss']:>10s} {row['test_acc']:>9s} "
+              f"{row['epochs']:>7s}")
 
 
 if __name__ == "__main__":

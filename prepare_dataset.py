@@ -1,10 +1,11 @@
-"""Step 0: audio into Dataset_as_Numpy/{train,valid,test}_{x,y}.npy, x (n, 16000) float32 peak-normalised.
+"""Step 0: audio into Dataset_as_Numpy/{train,valid,test}_{x,y}.npy, x (n, 16000) float32 normalised per clip.
 
   python prepare_dataset.py --source synth                              # built-in demo keywords
   python prepare_dataset.py --source speech_commands --path DIR [--download] [--words all]
   python prepare_dataset.py --source fsdd --path free-spoken-digit-dataset
-  python prepare_dataset.py --source folder --path DIR [--speaker-regex RE]
+  python prepare_dataset.py --source folder --path DIR [--speaker-regex RE] [--split speakers|lists]
   python prepare_dataset.py --source numpy --path DIR                   # your own {split}_{x,y}.npy
+  python prepare_dataset.py --source fsdd --path DIR --normalise minmax # the original's normalisation
 """
 
 import argparse
@@ -18,7 +19,9 @@ SOURCE = "synth"           # speech_commands | folder | fsdd | synth | numpy
 WORDS = "core"             # speech_commands/synth: core (yes,no,up,down,left,right,on,off,stop,go) | all | w1,w2,...
 SPEAKER_REGEX = None       # folder: first group is the speaker id; default r"^([^_]+)_" (Speech Commands names)
 N_SPEAKERS = 300           # synth: speakers (voice x variant x rate x pitch), each says every word once
-SEED = 0                   # synth: everything drawn from it
+SEED = 0                   # synth: everything drawn from it; folder --split speakers: the speakers' order
+NORMALISE = None           # peak (largest |sample| = 1) | minmax (the original's: into [0, 1]) | none; None: peak, none for numpy
+SPLIT = "hash"             # folder: hash (Speech Commands' speaker sha1 rule) | speakers (seeded, by speaker) | lists
 VERSION = "0.02"           # speech_commands --download: archive version (0.01 or 0.02)
 THREADS = 4                # file reading threads
 
@@ -32,14 +35,21 @@ def main(argv=None):
     parser.add_argument("--speaker-regex", default=SPEAKER_REGEX, help="folder source: regex whose first group is the speaker id")
     parser.add_argument("--no-resample", dest="resample", action="store_false", help="refuse clips not at 16 kHz instead of resampling them")
     parser.add_argument("--n-speakers", type=int, default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=SEED, help="synth: random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED, help="synth: random seed; folder --split speakers: the speakers' order (default: %(default)s)")
     parser.add_argument("--download", action="store_true", help="speech_commands: fetch the official archive into --path")
     parser.add_argument("--version", default=VERSION, choices=("0.01", "0.02"), help="speech_commands --download version")
     parser.add_argument("--threads", type=int, default=THREADS, help="file reading threads (default: %(default)s)")
+    parser.add_argument("--normalise", default=NORMALISE, choices=("peak", "minmax", "none"),
+                        help="per clip: peak (largest |sample| = 1; the default for audio), minmax (the original's, "
+                             "into [0, 1]) or none (the default for --source numpy)")
+    parser.add_argument("--split", default=SPLIT, choices=("hash", "speakers", "lists"),
+                        help="folder: hash (Speech Commands' speaker sha1 rule), speakers (80/10/10 by speaker in a "
+                             "--seed order, no split empty with 3 speakers or more) or lists (validation_list.txt and "
+                             "testing_list.txt in --path) (default: %(default)s)")
     args = parser.parse_args(argv)
     manifest = run_step(
         prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
-        args.n_speakers, args.seed, args.download, args.version, args.threads,
+        args.n_speakers, args.seed, args.download, args.version, args.threads, args.normalise, args.split,
     )
     for name, record in manifest["files"].items():
         if name.endswith("_x.npy"):

@@ -1,32 +1,35 @@
-"""Step 5: the sweep over N x methods x ratios x repeats -> results/runs.csv (+ the original's CSVs).
+"""Step 5: the sweep over N x methods x ratios x K x repeats -> results/runs.csv (+ the original's CSVs).
 
   python run_all_classifications.py                         # the original's example: 100 repeats
   python run_all_classifications.py --n 100 200 --repeats 3 --max-epochs 40
+  python run_all_classifications.py --n all --ratios 0.1 0.3 0.5 --methods ssp_hard ccs random --class-balanced
+  python run_all_classifications.py --recipe original --original-names   # the original's recipe and file names
 
-Runs the pruning it needs that y_pruned/ lacks. Resumable: runs already in results/runs.csv are
-skipped, so a killed sweep restarts where it stopped. Runs of the same size train as one batched job.
+Prunes the kept sets it needs that y_pruned/ lacks. Resumable: a run whose identity (configuration,
+recipe and inputs) is already in results/runs.csv is not trained again, so a killed sweep restarts
+where it stopped. Runs of the same size train as one batched job.
 """
 
 import argparse
 
 from kwsprune.classify import sweep
-from kwsprune.cli import add_training_flags, run_step, training_config
-from kwsprune.paths import REPO_ROOT
-from kwsprune.methods import ALIASES, BALANCED, METHODS
-from kwsprune.training import TrainConfig
+from kwsprune.cli import add_pruning_flags, add_training_flags, run_step, training_config
+from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
+from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
 
 DATA_ROOT = REPO_ROOT
 N = ["200", "400", "600", "800"]        # clips per run ("all": every kept clip)
 RATIOS = [0.1, 0.2, 0.3]                # fractions removed
 METHOD_NAMES = ["keep_hard", "keep_easy", "random"]
-K = 10
+K = [10]                                # k-means clusters; several values give the original's K scan
+N_INIT = 10                             # k-means starts (the original's scikit-learn ran 10)
+PCA = None                              # PCA dimension before the original's k-means
 CLASS_BALANCED = False                  # the class-balanced variant of every method
 REPEATS = 100
-SEED = 0
+RECIPE = "kwsprune"      # kwsprune | original: the defaults of --model, --batch-size, --learning-rate, --max-epochs, --restore-best
+SEED = 0                 # the pruning's seed, and the draws' and models'
 ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"
-MAX_EPOCHS = TrainConfig.max_epochs  # 170, early-stopped on validation loss
-BATCH_SIZE = TrainConfig.batch_size  # 512, the original's
 
 
 def main(argv=None):
@@ -37,14 +40,14 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
     parser.add_argument("--class-balanced", action="store_true", default=CLASS_BALANCED,
                         help=f"the class-balanced variant of every method (<name>{BALANCED})")
-    parser.add_argument("--k", type=int, default=K)
     parser.add_argument("--repeats", type=int, default=REPEATS)
-    add_training_flags(parser, SEED, ENGINE, DEVICE, MAX_EPOCHS, BATCH_SIZE)
+    add_pruning_flags(parser, K, N_INIT, PCA)
+    add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
     args = parser.parse_args(argv)
-    methods = [m + BALANCED if args.class_balanced and not m.endswith(BALANCED) else m for m in args.methods]
-    rows = run_step(sweep, args.data_root, args.n, methods, args.ratios, args.k, args.repeats, args.seed,
-                    engine=args.engine, device=args.device, config=training_config(args))
-    print(f"{len(rows)} runs trained; results in {args.data_root}/results/runs.csv")
+    rows = run_step(lambda: sweep(args.data_root, args.n, with_balance(args.methods, args.class_balanced), args.ratios,
+                                  args.k, args.repeats, args.seed, args.n_init, args.pca, args.original_names,
+                                  engine=args.engine, device=args.device, config=training_config(args)))
+    print(f"{len(rows)} runs in {args.data_root}/{RESULTS_DIR}/{RUNS_FILE}; Plots/plot_results.py draws them")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Step 6: accuracy and loss against N and against the fraction kept, per method, from results/runs.csv.
 
-  python Plots/plot_results.py [--data-root DIR] [--method keep_hard --ratio 0.3]
+  python Plots/plot_results.py [--data-root DIR] [--method keep_hard --ratio 0.3] [--include-set-aside]
 
-Draws mean test accuracy and loss with a 95% confidence band over repeats into Plots/ (PNG + SVG),
-prints per N each method's mean accuracy, its difference to random and a paired t-test across
-repeats, and draws the training clips in 2-D (PCA of the embeddings) coloured by k-means cluster,
-with the clips one method and ratio prune marked.
+Draws mean test accuracy and loss with a 95% confidence band over repeats into Plots/ (PNG + SVG), one set
+of figures per study (recipe, data and pruning set-up); prints per N each method's mean accuracy, its
+difference to random, a paired t-test across repeats and a flag where the result is not clearly above
+chance (open markers in the figures); and draws the training clips in 2-D (PCA of the embeddings)
+coloured by k-means cluster, with the clips one method and ratio prune marked. Rows trained on inputs
+that are no longer the current ones are set aside, and counted in one line, unless --include-set-aside.
 """
 
 import argparse
@@ -17,21 +19,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kwsprune.cli import run_step  # noqa: E402
 from kwsprune.paths import REPO_ROOT  # noqa: E402
 from kwsprune.plots import plot_results  # noqa: E402
+from kwsprune.pruning import PruningSetup  # noqa: E402
 
 DATA_ROOT = REPO_ROOT
 METHOD = "keep_hard"   # for the 2-D picture of pruned clips
 RATIO = 0.3
-K = 10
+K = 10                 # the picture's pruning set-up: k, k-means starts, seed, PCA
+N_INIT = 10
+SEED = 0
+PCA = None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
-    parser.add_argument("--method", default=METHOD)
-    parser.add_argument("--ratio", type=float, default=RATIO)
+    parser.add_argument("--method", default=METHOD, help="the method of the cluster picture (default: %(default)s)")
+    parser.add_argument("--ratio", type=float, default=RATIO, help="its ratio (default: %(default)s)")
     parser.add_argument("--k", type=int, default=K)
+    parser.add_argument("--n-init", type=int, default=N_INIT)
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--pca", type=int, default=PCA)
+    parser.add_argument("--include-set-aside", action="store_true",
+                        help="also draw rows trained on inputs that are no longer the current ones")
     args = parser.parse_args(argv)
-    table = run_step(plot_results, args.data_root, args.method, args.ratio, args.k)
+    table = run_step(plot_results, args.data_root, args.method, args.ratio,
+                     PruningSetup(args.k, args.n_init, args.seed, args.pca), args.include_set_aside)
     print(table)
 
 

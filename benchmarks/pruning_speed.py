@@ -75,8 +75,9 @@ def write_mfccs(path: Path, n_clips: int, seed: int = 0) -> None:
 
 def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
     """Inputs whose EL2N and forgetting scores train the Tiny CNN on the MFCCs in folder (no embeddings)."""
-    from kwsprune.model_scores import el2n_scores, forgetting_scores
-    from kwsprune.training import TrainConfig
+    from dataclasses import replace
+
+    from kwsprune.model_scores import SCORE_CONFIG, el2n_scores, forgetting_scores
 
     folder = Path(folder)
     labels = np.load(folder / "train.labels.npy")
@@ -84,7 +85,7 @@ def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
     cached = folder / "el2n_scores.npy"
     return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k,
                   model_scores={"el2n": lambda: np.load(cached) if cached.exists() else el2n_scores(*data(), N_CLASSES, 0),
-                                "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0, TrainConfig(max_epochs=max_epochs))})
+                                "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0, replace(SCORE_CONFIG, max_epochs=max_epochs))})
 
 
 def measure(path: str, method: str, k: int, max_epochs: int) -> dict:

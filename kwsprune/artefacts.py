@@ -102,6 +102,20 @@ def verify_file(folder, name: str, made_by: str, manifest_name=MANIFEST) -> str:
     return sha
 
 
+def recorded_sha(folder, name: str, made_by: str, manifest_name=MANIFEST) -> str:
+    """The sha256 that `folder`'s manifest records for `name`, without reading the file: enough for a step that
+    only needs to know which version its inputs came from, not their content."""
+    record = read_manifest(folder, made_by, manifest_name)["files"].get(name)
+    if record is None:
+        raise InputError(f"{Path(folder) / manifest_name} does not list {name}: re-run {made_by}")
+    return record["sha256"]
+
+
+def short_id(*shas: str) -> str:
+    """A 12-hex id of one or more sha256s: what rows and file names record."""
+    return shas[0][:12] if len(shas) == 1 else hashlib.sha256("\n".join(shas).encode()).hexdigest()[:12]
+
+
 def load_verified(folder, name: str, made_by: str, manifest_name=MANIFEST) -> np.ndarray:
     """A read-only memory map of `folder/name`, after checking it against the manifest."""
     verify_file(folder, name, made_by, manifest_name)
@@ -114,11 +128,12 @@ def input_key(folder, name: str) -> str:
 
 
 def check_computed_from(folder, made_by: str, upstream_folder, upstream_name: str, upstream_sha: str,
-                        manifest_name=MANIFEST) -> None:
-    """Refuse `folder`'s outputs if they were computed from another version of an upstream file."""
+                        manifest_name=MANIFEST, fix: str | None = None) -> None:
+    """Refuse `folder`'s outputs if they were computed from another version of an upstream file; `fix` is the
+    command to suggest (default: re-run made_by)."""
     key = input_key(upstream_folder, upstream_name)
     recorded = read_manifest(folder, made_by, manifest_name)["inputs"].get(key)
     if recorded != upstream_sha:
         raise InputError(
-            f"{Path(folder)} was computed from a different {key} than the current one: re-run {made_by}"
+            f"{Path(folder)} was computed from a different {key} than the current one: {fix or f're-run {made_by}'}"
         )

@@ -1,4 +1,4 @@
-"""Reading clips into one-second, 16 kHz, peak-normalised float32 waveforms."""
+"""Reading clips into one-second, 16 kHz, normalised float32 waveforms."""
 
 import numpy as np
 import soundfile
@@ -34,11 +34,29 @@ def fit_length(audio: np.ndarray, n_samples: int = CLIP_SAMPLES) -> np.ndarray:
 
 
 def peak_normalise(audio: np.ndarray) -> np.ndarray:
-    """Scale a clip so that its largest absolute sample is 1; silence stays silence."""
-    peak = np.abs(audio).max(initial=0.0)
-    return (audio / peak if peak > 0 else audio).astype(np.float32)
+    """Scale each clip (the last axis) so that its largest absolute sample is 1; silence stays silence."""
+    audio = np.asarray(audio)
+    peak = np.abs(audio).max(axis=-1, keepdims=True, initial=0.0)
+    return (audio / np.where(peak > 0, peak, 1)).astype(np.float32)
 
 
-def load_clip(path, resample: bool = True) -> np.ndarray:
-    """A file as the pipeline stores it: (16000,) float32, peak-normalised."""
-    return peak_normalise(fit_length(read_clip(path, resample)))
+def minmax_normalise(audio: np.ndarray) -> np.ndarray:
+    """The original's normalize(): each clip (the last axis) mapped to [0, 1] by (x - min) / (max - min + 1e-8)."""
+    audio = np.asarray(audio, np.float64)
+    low, high = audio.min(axis=-1, keepdims=True), audio.max(axis=-1, keepdims=True)
+    return ((audio - low) / (high - low + 1e-8)).astype(np.float32)
+
+
+NORMALISERS = {"peak": peak_normalise, "minmax": minmax_normalise, "none": lambda audio: np.asarray(audio, np.float32)}
+
+
+def normalise(audio: np.ndarray, how: str) -> np.ndarray:
+    """Clips normalised as --normalise says: peak (kwsprune's default), minmax (the original's) or none."""
+    if how not in NORMALISERS:
+        raise InputError(f"--normalise {how!r}: choose one of {', '.join(NORMALISERS)}")
+    return NORMALISERS[how](audio)
+
+
+def load_clip(path, resample: bool = True, how: str = "peak") -> np.ndarray:
+    """A file as the pipeline stores it: (16000,) float32, normalised as `how` says."""
+    return normalise(fit_length(read_clip(path, resample)), how)

@@ -1,41 +1,35 @@
-"""Steps 4-5: runs of the Tiny CNN on pruned training sets, their CSV rows, and the resumable sweep.
+"""Steps 4-5: runs of the CNN on pruned training sets, and the resumable sweep over them.
 
-A run is (method, ratio, k, n, repeat): draw n clips at random from the clips kept by `method` at
-`ratio` (the original's equal-N comparison; n = "all" trains on every kept clip), train, evaluate on
-the full test split. `random` draws from the whole training set (ratio 1.0 in the CSV names, as the
-original) in equal-N runs, and from a random subset as large as the other methods' in "all" runs.
-Runs with the same repeat share their model initialisation across methods, so comparisons are paired.
+A run is (method, ratio, k, n, repeat) under one recipe: draw n clips at random from the clips kept by
+`method` at `ratio` (the original's equal-N comparison; n = "all" trains on every kept clip), train,
+evaluate on the full test split. Runs with the same repeat share their model initialisation across
+methods, so comparisons are paired. Rows go to the results store (kwsprune.results), keyed by all
+they were computed from.
 """
 
-import csv
-import io
 import logging
-import os
+import math
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from kwsprune import __version__
-from kwsprune.artefacts import read_manifest, verify_file, write_text
-from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
-from kwsprune.dataset import class_names
-from kwsprune.mfcc import MADE_BY as MFCC_MADE_BY
-from kwsprune.mfcc import load_mfccs
-from kwsprune.paths import DATASET_DIR, MFCC_DIR, PRUNED_DIR, RESULTS_DIR, step_dir
+from kwsprune.artefacts import short_id
+from kwsprune.chance import chance_level, verdict
+from kwsprune.embeddings import features_sha
 from kwsprune.methods import method_name
-from kwsprune.pruning import format_ratio, kept_file, load_kept, run_pruning
-from kwsprune.training import TrainConfig, n_parameters, train_runs
+from kwsprune.mfcc import load_training_data
+from kwsprune.models import n_parameters
+from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
+from kwsprune.pruning import PruningSetup, export_original_names, is_made, load_kept, run_pruning
+from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, identity, read_runs,
+                              set_aside, studies, write_original_history)
+from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
-RUNS_FILE = "runs.csv"
-RUN_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "engine", "batch_size", "max_epochs", "data", "n_used",
-              "fraction_kept", "test_loss", "test_acc", "epochs", "seconds", "device", "code_version"]
-# a run is done when a row with the same key exists; `data` is the start of the train MFCCs' sha256
-KEY_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "engine", "batch_size", "max_epochs", "data"]
 MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
 ENGINES = ("torch", "keras")
 
@@ -44,9 +38,17 @@ ENGINES = ("torch", "keras")
 class Run:
     method: str
     ratio: float
-    k: int
-    n: str  # a number of clips, or "all"
+    k: int | None  # None: the run draws from the whole training set
+    n: str         # a number of clips, or "all"
     repeat: int
+
+
+def run_for(method: str, ratio: float, k: int, n: str, repeat: int) -> Run:
+    """The run a request means. Random draws from the whole training set (ratio 1.0, no k) when n is a number
+    (the original's "normal" runs of equal N) or when the ratio is 1.0 (with n = "all": the whole set)."""
+    if method == "random" and (n != "all" or ratio == 1.0):
+        return Run("random", 1.0, None, n, repeat)
+    return Run(method, ratio, k, n, repeat)
 
 
 def parse_n(value) -> str:
@@ -55,42 +57,6 @@ def parse_n(value) -> str:
     if text != "all" and not (text.isdigit() and int(text) > 0):
         raise InputError(f"--n {text!r}: give a positive number of clips or 'all'")
     return text
-
-
-def csv_ratio(run: Run) -> float:
-    """The ratio in the original's file names: 1.0 for random runs of equal N."""
-    return 1.0 if run.method == "random" and run.n != "all" else run.ratio
-
-
-def load_data(data_root) -> dict:
-    """MFCCs and labels of every split, checked fresh against the clips; plus the class count."""
-    dataset_dir = step_dir(data_root, DATASET_DIR)
-    data = {"n_classes": len(class_names(data_root))}
-    for split in ("train", "valid", "test"):
-        data[f"x_{split}"] = np.array(load_mfccs(data_root, split))  # in memory once for the whole sweep
-        data[f"y_{split}"] = np.load(dataset_dir / f"{split}_y.npy")
-        verify_file(dataset_dir, f"{split}_y.npy", DATASET_MADE_BY)
-        if len(data[f"x_{split}"]) != len(data[f"y_{split}"]):
-            raise InputError(f"MFCCs/{split}_MFCCs.npy and {split}_y.npy disagree in length: re-run extract_mfccs.py")
-    data["id"] = _recorded_mfcc_id(data_root)  # load_mfccs just checked train_MFCCs.npy against it
-    return data
-
-
-def _recorded_mfcc_id(data_root) -> str:
-    return read_manifest(step_dir(data_root, MFCC_DIR), MFCC_MADE_BY)["files"]["train_MFCCs.npy"]["sha256"][:12]
-
-
-def mfcc_id(data_root) -> str:
-    """The id that rows and caches record for the train MFCCs (the start of their sha256), checked fresh."""
-    load_mfccs(data_root, "train")
-    return _recorded_mfcc_id(data_root)
-
-
-def training_pool(data_root, run: Run, n_train: int) -> np.ndarray:
-    """The training indices a run draws from."""
-    if run.method == "random" and run.n != "all":
-        return np.arange(n_train)
-    return load_kept(data_root, run.method, run.k, run.ratio)
 
 
 def draw(pool: np.ndarray, n: str, seed: int, repeat: int) -> np.ndarray:
@@ -106,57 +72,19 @@ def model_seed(seed: int, repeat: int) -> int:
     return seed * 1_000_003 + repeat
 
 
-def read_runs(results_dir) -> list[dict]:
-    """Rows of results/runs.csv; a last line cut off by a kill is dropped."""
-    path = Path(results_dir) / RUNS_FILE
-    if not path.exists():
-        return []
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[:text.rfind("\n") + 1]
-        write_text(path, text)
-    return list(csv.DictReader(io.StringIO(text)))
-
-
-def run_key(row) -> tuple:
-    return tuple(str(row[field]) for field in KEY_FIELDS)
-
-
-def append_rows(results_dir, rows: list[dict]) -> None:
-    """Append whole rows to runs.csv in one write each, flushed to disk, then refresh the original's CSVs."""
-    path = Path(results_dir) / RUNS_FILE
-    new_file = not path.exists()
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, RUN_FIELDS, lineterminator="\n")
-    if new_file:
-        writer.writeheader()
-    writer.writerows(rows)
-    with open(path, "a") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
-    write_history_files(results_dir)
-
-
-def write_history_files(results_dir) -> None:
-    """The original's per-configuration CSVs (test_loss, test_acc, epochs; no header), derived from runs.csv."""
-    groups: dict[str, list[str]] = {}
-    for row in read_runs(results_dir):
-        name = f"history_tiny_prune_{row['n']}_K{row['k']}_{row['method']}_{row['ratio']}.csv"
-        groups.setdefault(name, []).append(f"{row['test_loss']},{row['test_acc']},{row['epochs']}\n")
-    for name, lines in groups.items():
-        write_text(Path(results_dir) / name, "".join(lines))
-
-
-def start_engine(engine: str, device: str):
+def start_engine(engine: str, device: str, config: TrainConfig):
     """The training function of an engine, the label its rows carry, the device it runs on, and runs per job."""
+    from kwsprune.device import keras_device, pick_device
+
     if engine == "torch":
-        from kwsprune.embeddings import pick_device
+        from kwsprune.training import train_runs
 
         return train_runs, "torch", pick_device(device), MAX_MODELS_PER_JOB
     if engine == "keras":
+        if config.dtype != "float32":
+            raise InputError(f"--engine keras trains in float32 only, not {config.dtype}: use --engine torch")
         try:
-            from kwsprune.keras_engine import backend_name, keras_device, train_keras_runs
+            from kwsprune.keras_engine import backend_name, train_keras_runs
 
             label = f"keras-{backend_name()}"
         except ImportError as err:
@@ -166,71 +94,122 @@ def start_engine(engine: str, device: str):
 
 
 def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str = "torch", device: str = "auto",
-                        config: TrainConfig = TrainConfig(), skip_done: bool = True) -> list[dict]:
-    """Train every run not already in results/runs.csv, grouped into batched jobs; append their rows.
-
-    engine: "torch" (the batched engine) or "keras" (the original's model.fit, run by run; its rows say
-    which Keras backend ran them, e.g. keras-tensorflow)."""
-    train, engine, device, models_per_job = start_engine(engine, device)
-    data = load_data(data_root)
-    n_train = len(data["y_train"])
-    log.info("Tiny CNN: %d parameters for %d classes", n_parameters(data["n_classes"]), data["n_classes"])
+                        config: TrainConfig = TrainConfig(), n_init: int = 10, pca: int | None = None,
+                        original_names_for: list[int] | None = None) -> list[dict]:
+    """Train every run whose identity is not yet in results/runs.csv, in batched jobs of runs of one size, and
+    append their rows; return the rows of all `runs`, trained now or before, in order. Kept sets come from the
+    pruning set-up (k, n_init, seed, pca). original_names_for: the K values for which to write the original's
+    history files too (None: none)."""
+    train, engine_label, device, models_per_job = start_engine(engine, device, config)
+    data = load_training_data(data_root)
+    n_train, n_classes = len(data["y_train"]), data["n_classes"]
+    chance = chance_level(data["y_test"], n_classes)
+    log.info("%s CNN: %d parameters for %d classes; chance on the test split is %.3f", config.model,
+             n_parameters(config.model, n_classes, data["x_train"].shape[1:]), n_classes, chance)
     results_dir = step_dir(data_root, RESULTS_DIR)
     results_dir.mkdir(parents=True, exist_ok=True)
-    done = {run_key(row) for row in read_runs(results_dir)} if skip_done else set()
+    stored = read_runs(results_dir)
+    line = describe_set_aside(set_aside(stored, current_inputs(data_root))[1], results_dir / RUNS_FILE)
+    if line:
+        log.warning("%s; Plots/plot_results.py --include-set-aside shows them", line)
+    done = {identity(row): row for row in stored}
 
-    pools: dict[tuple, np.ndarray] = {}  # each pool loaded (and its chain of hashes checked) once
+    pools: dict[tuple, tuple] = {}  # (method, ratio, k) -> (indices, kept id, embeddings id): each loaded once
 
-    def pool_of(run: Run) -> np.ndarray:
-        key = (run.method, run.ratio, run.k, run.n == "all")
+    def pool_of(run: Run):
+        key = (run.method, run.ratio, run.k)
         if key not in pools:
-            pools[key] = training_pool(data_root, run, n_train)
+            if run.k is None:
+                pools[key] = np.arange(n_train), WHOLE_SET, ""
+            else:
+                indices, kept_id = load_kept(data_root, PruningSetup(run.k, n_init, seed, pca), run.method, run.ratio)
+                pools[key] = indices, kept_id, short_id(features_sha(data_root))  # load_kept checked they match
         return pools[key]
 
-    jobs: dict[int, list[tuple[Run, np.ndarray]]] = {}
+    recipe = {"seed": seed, "model": config.model, "engine": engine_label, "learning_rate": repr(config.learning_rate),
+              "batch_size": config.batch_size, "max_epochs": config.max_epochs, "restore_best": config.restore_best,
+              "dtype": config.dtype, "data": data["id"]}
+    rows, jobs = [], {}
     for run in runs:
-        key = run_key({**asdict(run), "ratio": format_ratio(csv_ratio(run)), "seed": seed, "engine": engine,
-                       "batch_size": config.batch_size, "max_epochs": config.max_epochs, "data": data["id"]})
-        if key in done:
-            continue
-        subset = draw(pool_of(run), run.n, seed, run.repeat)
-        jobs.setdefault(len(subset), []).append((run, subset))
-    todo = sum(len(v) for v in jobs.values())
+        indices, kept_id, features = pool_of(run)
+        subset = draw(indices, run.n, seed, run.repeat)
+        pruned = run.k is not None
+        row = {"method": run.method, "ratio": format_ratio(run.ratio), "k": run.k if pruned else "", "n": run.n,
+               "repeat": run.repeat, **recipe, "batch_used": config.batch_for(len(subset)), "kept": kept_id,
+               "features": features, "n_init": n_init if pruned else "", "prune_seed": seed if pruned else "",
+               "pca": pca if pruned and pca else "", "n_used": len(subset),
+               "fraction_kept": round(len(indices) / n_train, 6), "n_classes": n_classes, "n_test": len(data["y_test"]),
+               "chance": f"{chance:.6f}"}
+        row = {field: str(value) for field, value in row.items()}
+        rows.append(done.get(identity(row), row))
+        if identity(row) not in done:
+            jobs.setdefault(len(subset), []).append((run, row, subset))
+    todo = sum(len(members) for members in jobs.values())
     log.info("%d runs to train, %d already in %s", todo, len(runs) - todo, results_dir / RUNS_FILE)
-    rows = []
     with tqdm(total=todo, desc="runs", unit="run") as bar:
         for size, members in jobs.items():
             for start in range(0, len(members), models_per_job):
                 job = members[start:start + models_per_job]
                 began = time.perf_counter()
-                metrics = train(data["x_train"], data["y_train"], [s for _, s in job], data["x_valid"],
-                                     data["y_valid"], data["x_test"], data["y_test"], data["n_classes"],
-                                     [model_seed(seed, run.repeat) for run, _ in job], config, device)
+                metrics = train(data["x_train"], data["y_train"], [subset for _, _, subset in job], data["x_valid"],
+                                data["y_valid"], data["x_test"], data["y_test"], n_classes,
+                                [model_seed(seed, run.repeat) for run, _, _ in job], config, device)
                 seconds = (time.perf_counter() - began) / len(job)
-                job_rows = [{"method": run.method, "ratio": format_ratio(csv_ratio(run)), "k": run.k, "n": run.n,
-                             "repeat": run.repeat, "seed": seed, "engine": engine, "batch_size": config.batch_size,
-                             "max_epochs": config.max_epochs, "data": data["id"], "n_used": size,
-                             "fraction_kept": round(len(pool_of(run)) / n_train, 6),
-                             "test_loss": f"{m['test_loss']:.6f}", "test_acc": f"{m['test_acc']:.6f}",
-                             "epochs": m["epochs"], "seconds": f"{seconds:.3f}", "device": device,
-                             "code_version": __version__} for (run, _), m in zip(job, metrics)]
-                append_rows(results_dir, job_rows)
-                rows += job_rows
+                for (_, row, _), m in zip(job, metrics):
+                    row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
+                               seconds=f"{seconds:.3f}", device=device, code_version=__version__)
+                append_rows(results_dir, [row for _, row, _ in job])
                 bar.update(len(job))
+    if original_names_for is not None:
+        for members in studies(rows).values():
+            written = write_original_history(results_dir, members, original_names_for)
+            log.info("wrote %d CSVs under the original's names into %s", len(written), results_dir)
+    report_chance(rows)
     return rows
 
 
-def sweep(data_root, ns, methods, ratios, k: int = 10, repeats: int = 100, seed: int = 0, **kwargs) -> list[dict]:
-    """Step 5: every (n, method, ratio, repeat), pruning first what y_pruned/ lacks; resumable."""
+def report_chance(rows) -> None:
+    """Log every configuration whose accuracy is not clearly above chance (kwsprune.chance), with what to change."""
+    configs: dict[tuple, list[dict]] = {}
+    for row in rows:
+        configs.setdefault((row["method"], row["ratio"], row["k"], row["n"]), []).append(row)
+    for (method, ratio, k, n), members in configs.items():
+        accuracies = [float(row["test_acc"]) for row in members]
+        first = members[0]
+        flag = verdict(accuracies, int(first["n_test"]), float(first["chance"]))
+        if not flag:
+            continue
+        steps = math.ceil(int(first["n_used"]) / int(first["batch_used"]))
+        if steps <= 2:
+            hint = (f"an epoch of {first['n_used']} clips is {steps} step(s) at batch {first['batch_used']}, so early "
+                    "stopping can end a run before it learns: try --batch-size auto or smaller")
+        elif all(row["epochs"] == row["max_epochs"] for row in members):
+            hint = f"every run used all {first['max_epochs']} epochs: raise --max-epochs"
+        else:
+            hint = "more clips (N) may help; see the README's 'Results at chance'"
+        where = f"{method} ratio {ratio}" + (f" k {k}" if k else "") + f" N {n}"
+        log.warning("%s: %s (mean test accuracy %.3f over %d runs, chance %.3f): %s", where,
+                    "not clearly above chance" if flag == "CHANCE" else flag, np.mean(accuracies), len(members),
+                    float(first["chance"]), hint)
+
+
+def sweep(data_root, ns, methods, ratios, ks=(10,), repeats: int = 100, seed: int = 0, n_init: int = 10,
+          pca: int | None = None, original_names: bool = False, **kwargs) -> list[dict]:
+    """Step 5: every (n, method, ratio, k, repeat), pruning first the kept sets that are missing; resumable."""
     methods = [method_name(m) for m in methods]
     ns = [parse_n(n) for n in ns]
-    missing = [r for r in ratios for m in methods if not (step_dir(data_root, PRUNED_DIR) / kept_file(m, k, r)).exists()]
-    if missing:
-        run_pruning(data_root, methods, sorted(set(ratios)), k, seed)
-    runs = []
-    for repeat in range(repeats):
-        for n in ns:
-            for method in methods:
-                method_ratios = [1.0] if method == "random" and n != "all" else ratios
-                runs += [Run(method, ratio, k, n, repeat) for ratio in method_ratios]
-    return run_classifications(data_root, runs, seed=seed, **kwargs)
+    if repeats < 1:
+        raise InputError(f"--repeats {repeats}: give a whole number >= 1")
+    runs = list(dict.fromkeys(run_for(method, ratio, k, n, repeat) for repeat in range(repeats) for n in ns
+                              for method in methods for k in ks for ratio in ratios))
+    for k in ks:
+        setup = PruningSetup(k, n_init, seed, pca)
+        missing = [run for run in runs if run.k == k and not is_made(data_root, setup, run.method, run.ratio)]
+        if missing:
+            run_pruning(data_root, sorted({run.method for run in missing}), sorted({run.ratio for run in missing}), [k],
+                        seed, n_init, pca)
+        if original_names:
+            export_original_names(data_root, setup, methods, [r for r in ratios if r < 1])
+    return run_classifications(data_root, runs, seed=seed, n_init=n_init, pca=pca,
+                               original_names_for=list(ks) if original_names else None, **kwargs)
+

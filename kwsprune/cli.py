@@ -1,7 +1,8 @@
-"""What every step script shares: logging set-up and turning input errors into one clear line."""
+"""What every step script shares: logging set-up, one clear line for input errors, and the shared flags."""
 
 import logging
 import sys
+from dataclasses import replace
 
 from kwsprune.validation import InputError
 
@@ -16,19 +17,61 @@ def run_step(step, *args, **kwargs):
         raise SystemExit(2) from None
 
 
-def add_training_flags(parser, seed, engine, device, max_epochs, batch_size) -> None:
-    """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py)."""
-    parser.add_argument("--seed", type=int, default=seed, help="draws and model initialisations (default: %(default)s)")
+def _batch_size(text: str):
+    from kwsprune.training import AUTO
+
+    if text == AUTO:
+        return AUTO
+    if not (text.isdigit() and int(text) > 0):
+        raise InputError(f"--batch-size {text!r}: give a positive number of clips or {AUTO!r}")
+    return int(text)
+
+
+def add_training_flags(parser, recipe, seed, engine, device) -> None:
+    """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py). The
+    recipe flags default to the named recipe's values (kwsprune.training.RECIPES)."""
+    from kwsprune.models import MODELS
+    from kwsprune.training import RECIPES, RESTORE_POLICIES
+
+    parser.add_argument("--recipe", default=recipe, choices=list(RECIPES),
+                        help="the defaults of the recipe flags below: kwsprune (batch auto: at least 8 steps an epoch; "
+                             "best weights always restored) or original (batch 512; best weights restored only when "
+                             "early stopping fired, as the Keras of 2023) (default: %(default)s)")
+    parser.add_argument("--model", choices=list(MODELS), help="the original's tiny (default), smallest or lenet CNN")
+    parser.add_argument("--batch-size", help="clips per step, or 'auto': the largest power of two <= N / 8, "
+                                             "between 16 and 512")
+    parser.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (the original wrote 5e-3)")
+    parser.add_argument("--max-epochs", type=int, help="epoch cap; early stopping usually ends runs sooner (170)")
+    parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="when the best weights are restored")
+    parser.add_argument("--seed", type=int, default=seed, help="pruning, draws and model initialisations (default: %(default)s)")
     parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
                         help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
                              "on the backend KERAS_BACKEND names (default: %(default)s)")
     parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--max-epochs", type=int, default=max_epochs, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help="(default: %(default)s)")
 
 
 def training_config(args):
-    """The TrainConfig that the flags of add_training_flags ask for."""
-    from kwsprune.training import TrainConfig
+    """The TrainConfig the flags of add_training_flags ask for: the recipe, with each given flag in its place."""
+    from kwsprune.training import RECIPES
 
-    return TrainConfig(batch_size=args.batch_size, max_epochs=args.max_epochs)
+    config = RECIPES[args.recipe]
+    changes = {"model": args.model, "learning_rate": args.learning_rate, "max_epochs": args.max_epochs,
+               "restore_best": args.restore_best}
+    if args.batch_size is not None:
+        changes["batch_size"] = _batch_size(args.batch_size)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise InputError(f"--max-epochs {args.max_epochs}: give a whole number >= 1")
+    if args.learning_rate is not None and not args.learning_rate > 0:
+        raise InputError(f"--learning-rate {args.learning_rate}: give a positive number")
+    return replace(config, **{name: value for name, value in changes.items() if value is not None})
+
+
+def add_pruning_flags(parser, ks, n_init, pca) -> None:
+    """The flags that name a pruning set-up (pruning.py, and the training scripts that read its kept sets)."""
+    parser.add_argument("--k", type=int, nargs="+", default=ks,
+                        help="k-means clusters; several give a K scan (default: %(default)s)")
+    parser.add_argument("--n-init", type=int, default=n_init,
+                        help="k-means starts, the best kept (default: %(default)s, as the original's scikit-learn)")
+    parser.add_argument("--pca", type=int, default=pca, help="PCA dimension before the original's k-means (default: none)")
+    parser.add_argument("--original-names", action="store_true",
+                        help="also write the original's file names (simple/hard/normal), which its scripts read")

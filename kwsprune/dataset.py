@@ -1,6 +1,6 @@
 """Step 0: clips into `Dataset_as_Numpy/`, and the checked loading of what it wrote.
 
-For each split: `{split}_x.npy` (n, 16000) float32 peak-normalised, `{split}_y.npy` (n,) int64,
+For each split: `{split}_x.npy` (n, 16000) float32 normalised per clip (--normalise), `{split}_y.npy` (n,) int64,
 `{split}_speakers.npy` (n,) str and `{split}_files.txt` (the source name of each row); plus
 `labels.json` (class names in id order) and `manifest.json`. Within a split, rows are sorted by the
 clip's relative path: the order every later step relies on.
@@ -23,17 +23,14 @@ log = logging.getLogger(__name__)
 MADE_BY = "prepare_dataset.py"
 
 
-def check_clips(clips, class_names, source: str) -> None:
-    """Every class has training clips and every split has clips; otherwise say which is empty."""
+def check_clips(clips, class_names, source: str, fix: str) -> None:
+    """Every class has training clips and every split has clips; otherwise say which is empty and `fix`."""
     if not clips:
         raise InputError(f"{source} holds no audio files")
     per_split = Counter(clip.split for clip in clips)
     for split in SPLITS:
         if per_split[split] == 0:
-            raise InputError(
-                f"{source}: the {split} split is empty ({dict(per_split)} clips per split); "
-                "with few speakers a speaker-hash split can leave a split empty: add speakers or use a source with its own split"
-            )
+            raise InputError(f"{source}: the {split} split is empty ({dict(per_split)} clips per split): {fix}")
     train_labels = Counter(clip.label for clip in clips if clip.split == "train")
     empty = [name for name in class_names if train_labels[name] == 0]
     if empty:
@@ -93,8 +90,11 @@ def class_names(data_root) -> list[str]:
     return json.loads(path.read_text())
 
 
-def import_arrays(source_dir, out_dir, params: dict) -> dict:
-    """Bring your own arrays (the original project's way): check {split}_x/_y.npy and write them with a manifest."""
+def import_arrays(source_dir, out_dir, params: dict, how: str = "none") -> dict:
+    """Bring your own arrays (the original project's way): check {split}_x/_y.npy, normalise each clip as `how`
+    says (none: as they are) and write them with a manifest."""
+    from kwsprune.audio import normalise
+
     source_dir = Path(source_dir)
     arrays = {}
     for split in SPLITS:
@@ -116,7 +116,7 @@ def import_arrays(source_dir, out_dir, params: dict) -> dict:
         with atomic_output(out_dir / f"{split}_x.npy") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=x.shape)
             for start in range(0, len(x), 4096):
-                out[start:start + 4096] = x[start:start + 4096]
+                out[start:start + 4096] = normalise(x[start:start + 4096], how)
             out.flush()
             del out
         save_npy(out_dir / f"{split}_y.npy", np.asarray(arrays[split, "y"], dtype=np.int64))
@@ -126,21 +126,33 @@ def import_arrays(source_dir, out_dir, params: dict) -> dict:
 
 
 SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
+FOLDER_SPLITS = ("hash", "speakers", "lists")
 
 
 def prepare_dataset(
     data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
-    n_speakers=300, seed=0, download=False, version="0.02", threads=4,
+    n_speakers=300, seed=0, download=False, version="0.02", threads=4, normalise=None, split="hash",
 ) -> dict:
-    """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/."""
+    """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/.
+
+    normalise: peak (default for audio), minmax (the original's) or none (default for numpy arrays).
+    split (folder source): hash (Speech Commands' speaker hash), speakers (seeded speaker-grouped 80/10/10)
+    or lists (validation_list.txt and testing_list.txt in the folder)."""
     from kwsprune import sources, synth
-    from kwsprune.audio import load_clip
+    from kwsprune.audio import NORMALISERS, load_clip
+    from kwsprune.audio import normalise as normalised
 
     out_dir = step_dir(data_root, DATASET_DIR)
     if source != "synth" and path is None:
         raise InputError(f"--source {source} needs --path DIR")
-    params = {"source": source, "path": None if path is None else str(Path(path).resolve())}
-    load = lambda clip: load_clip(clip.path, resample)  # noqa: E731
+    how = normalise or ("none" if source == "numpy" else "peak")
+    if how not in NORMALISERS:
+        raise InputError(f"--normalise {how!r}: choose one of {', '.join(NORMALISERS)}")
+    if split != "hash" and source != "folder":
+        raise InputError(f"--split {split} is for --source folder; {source} has its own split")
+    params = {"source": source, "path": None if path is None else str(Path(path).resolve()), "normalise": how}
+    load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
+    fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
         if download:
             sources.download_speech_commands(path, version)
@@ -149,8 +161,12 @@ def prepare_dataset(
         params.update(words=names, split="validation_list.txt / testing_list.txt", resample=resample)
     elif source == "folder":
         regex = speaker_regex or sources.DEFAULT_SPEAKER_REGEX
-        clips, names = sources.folder_clips(path, regex)
-        params.update(speaker_regex=regex, split="speaker sha1 hash 80/10/10", resample=resample)
+        clips, names = sources.folder_clips(path, regex, split, seed)
+        params.update(speaker_regex=regex, split=sources.FOLDER_SPLIT_RULES[split], resample=resample)
+        if split == "speakers":
+            params.update(seed=seed)
+        fix = ("pass --split speakers (a seeded split by speaker, never empty with 3 speakers or more) or --split lists"
+               if split == "hash" else "add clips to that split's list")
     elif source == "fsdd":
         clips, names = sources.fsdd_clips(path)
         params.update(split="index 0-4 test, 5-9 valid, rest train", resample=resample)
@@ -158,11 +174,12 @@ def prepare_dataset(
         word_list = sources.CORE_WORDS if words in ("core", "all") else words.split(",")
         clips, names = synth.synth_clips(n_speakers, seed, word_list)
         rate_hz, spoken = synth.speak_words(clips)
-        load = lambda clip: synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed)  # noqa: E731
+        load = lambda clip: normalised(synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed), how)  # noqa: E731
         params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
+        fix = "raise --n-speakers"
     elif source == "numpy":
-        return import_arrays(path, out_dir, params)
+        return import_arrays(path, out_dir, params, how)
     else:
         raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
-    check_clips(clips, names, f"{path or 'synth'}")
+    check_clips(clips, names, f"{path or 'synth'}", fix)
     return write_dataset(out_dir, clips, names, load, params, threads)

@@ -38,11 +38,12 @@ def chunks(features, prepare, project=None):
         yield start, chunk if project is None else project(chunk).astype(np.float32)
 
 
-def kmeans(features, k: int, seed: int, prepare, pca: int | None = None):
+def kmeans(features, k: int, seed: int, prepare, pca: int | None = None, n_init: int = 10):
     """Centroids (k, d'), the cluster of every clip, and the PCA projection (or None), fitted on prepare(features).
 
-    Exact k-means (scikit-learn, seeded) when the prepared matrix fits in DENSE_LIMIT_BYTES; otherwise
-    mini-batch k-means streamed over chunks, so flattened wav2vec frames (n, 37632) never sit in memory whole.
+    Exact k-means (scikit-learn, seeded, the best of n_init starts) when the prepared matrix fits in
+    DENSE_LIMIT_BYTES; otherwise mini-batch k-means (n_init starts on the first batch) streamed over chunks,
+    so flattened wav2vec frames (n, 37632) never sit in memory whole.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.decomposition import PCA
@@ -55,11 +56,12 @@ def kmeans(features, k: int, seed: int, prepare, pca: int | None = None):
         if pca:
             project = PCA(n_components=pca, random_state=seed).fit(matrix).transform
             matrix = project(matrix).astype(np.float32)
-        model = KMeans(n_clusters=k, random_state=seed, n_init="auto", copy_x=False).fit(matrix)  # our own copy
+        model = KMeans(n_clusters=k, random_state=seed, n_init=n_init, copy_x=False).fit(matrix)  # our own copy
         return model.cluster_centers_.astype(np.float32), model.labels_.astype(np.int64), project
     if pca:
         raise InputError(f"--pca needs the features in memory; {n} x {dim} is too large: use --pooling mean")
-    model = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=chunk_rows(dim), n_init=3)
+    model = MiniBatchKMeans(n_clusters=k, init=_best_seeding(features, k, seed, prepare, n_init), n_init=1,
+                            random_state=seed, batch_size=chunk_rows(dim))
     for _ in range(3):
         for _, chunk in chunks(features, prepare):
             model.partial_fit(chunk)
@@ -67,9 +69,21 @@ def kmeans(features, k: int, seed: int, prepare, pca: int | None = None):
     return model.cluster_centers_.astype(np.float32), clusters, None
 
 
-def kmeans_distances(features, k: int, seed: int, pca: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _best_seeding(features, k: int, seed: int, prepare, n_init: int) -> np.ndarray:
+    """Streamed k-means' start: of n_init k-means++ seedings on the first rows, the one of least inertia there
+    (partial_fit alone would take a single seeding)."""
+    from sklearn.cluster import kmeans_plusplus
+    from sklearn.metrics import pairwise_distances_argmin_min
+
+    sample = prepare(features[:max(chunk_rows(features.shape[1]), 3 * k)])
+    seedings = [kmeans_plusplus(sample, k, random_state=seed + start)[0] for start in range(n_init)]
+    inertias = [float((pairwise_distances_argmin_min(sample, centres)[1] ** 2).sum()) for centres in seedings]
+    return seedings[int(np.argmin(inertias))]
+
+
+def kmeans_distances(features, k: int, seed: int, pca: int | None = None, n_init: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """The original's score: (cluster id, Euclidean distance to own centroid) of every clip, on per-clip z-scores."""
-    centroids, clusters, project = kmeans(features, k, seed, standardise_clips, pca)
+    centroids, clusters, project = kmeans(features, k, seed, standardise_clips, pca, n_init)
     distances = np.empty(len(clusters))
     for start, chunk in chunks(features, standardise_clips, project):
         own = centroids[clusters[start:start + len(chunk)]]
@@ -77,10 +91,10 @@ def kmeans_distances(features, k: int, seed: int, pca: int | None = None) -> tup
     return clusters, distances
 
 
-def ssp_distances(features, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def ssp_distances(features, k: int, seed: int, n_init: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Self-supervised prototypes (Sorscher et al. 2022): k-means on L2-normalised embeddings; (cluster id,
     cosine distance to the nearest centroid) of every clip."""
-    centroids, clusters, _ = kmeans(features, k, seed, l2_normalise)
+    centroids, clusters, _ = kmeans(features, k, seed, l2_normalise, n_init=n_init)
     unit_centroids = l2_normalise(centroids)
     distances = np.empty(len(clusters))
     for start, chunk in chunks(features, l2_normalise):

@@ -14,31 +14,20 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, check_computed_from, input_key, verify_file, write_manifest
+from kwsprune.artefacts import atomic_output, check_computed_from, input_key, recorded_sha, verify_file, write_manifest
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
-from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, SAMPLE_RATE, step_dir
+from kwsprune.device import pick_device
+from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, FEATURES_FILE, SAMPLE_RATE, clips_file, step_dir
 from kwsprune.validation import InputError, check_waveforms
 
 log = logging.getLogger(__name__)
 MADE_BY = "extract_embeddings.py"
-FEATURES_FILE = "train_features.npy"
 DEFAULT_MODEL = "facebook/wav2vec2-base-960h"
 SPEECH_EMBEDDING = "speech-embedding"
 POOLINGS = ("mean", "flatten")
 
 # speech_embedding's framing, as the pyopen-wakeword wheel drives it
 _MEL_BANDS, _WINDOW, _STEP, _EMB_DIM = 32, 76, 8, 96
-
-
-def pick_device(device: str) -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda but no CUDA GPU is visible: use --device cpu or auto")
-    return device
 
 
 def open_transformers_model(name: str, device: str, layer: int | None):
@@ -130,9 +119,9 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     if dtype not in ("float16", "float32"):
         raise InputError(f"--dtype {dtype!r}: choose float16 or float32")
     dataset_dir, out_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
-    clips_sha = verify_file(dataset_dir, "train_x.npy", DATASET_MADE_BY)
-    x = np.load(dataset_dir / "train_x.npy", mmap_mode="r")
-    check_waveforms(x, str(dataset_dir / "train_x.npy"))
+    clips_sha = verify_file(dataset_dir, clips_file("train"), DATASET_MADE_BY)
+    x = np.load(dataset_dir / clips_file("train"), mmap_mode="r")
+    check_waveforms(x, str(dataset_dir / clips_file("train")))
     if model == SPEECH_EMBEDDING:
         embed, description = open_speech_embedding()
     else:
@@ -150,19 +139,21 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
         del out
     params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
               "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
-    inputs = {input_key(dataset_dir, "train_x.npy"): clips_sha}
+    inputs = {input_key(dataset_dir, clips_file("train")): clips_sha}
     return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE])
 
 
-def verified_features_sha(data_root) -> str:
-    """sha256 of the embeddings file, after checking it against its manifest and the current clips."""
+def features_sha(data_root, read: bool = False) -> str:
+    """sha256 of the embeddings; refused if they were computed from other clips than Dataset_as_Numpy holds now
+    (compared by the manifests). read=True also checks the file itself against its manifest (it hashes it):
+    for steps that read the embeddings, not for those that only need to know which ones they are."""
     dataset_dir, features_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
-    clips_sha = verify_file(dataset_dir, "train_x.npy", DATASET_MADE_BY)
-    check_computed_from(features_dir, MADE_BY, dataset_dir, "train_x.npy", clips_sha)
-    return verify_file(features_dir, FEATURES_FILE, MADE_BY)
+    name = clips_file("train")
+    check_computed_from(features_dir, MADE_BY, dataset_dir, name, recorded_sha(dataset_dir, name, DATASET_MADE_BY))
+    return verify_file(features_dir, FEATURES_FILE, MADE_BY) if read else recorded_sha(features_dir, FEATURES_FILE, MADE_BY)
 
 
 def load_features(data_root) -> np.ndarray:
-    """The training clips' embeddings (n_train, dim), memory-mapped; refused if the clips changed since."""
-    verified_features_sha(data_root)
+    """The training clips' embeddings (n_train, dim), memory-mapped, checked against their manifest and the clips."""
+    features_sha(data_root, read=True)
     return np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")

@@ -17,6 +17,7 @@ from kwsprune.selection import coverage_centric, keep_by_score, n_removed
 from kwsprune.validation import InputError
 
 ALIASES = {"simple": "keep_hard", "hard": "keep_easy", "normal": "random"}  # the original's names
+ORIGINAL_NAMES = {method: alias for alias, method in ALIASES.items()}
 BALANCED = "_balanced"  # suffix of a method's class-balanced variant
 
 
@@ -28,6 +29,7 @@ class Inputs:
     k: int = 10
     seed: int = 0
     pca: int | None = None
+    n_init: int = 10  # k-means starts (the original's scikit-learn ran 10)
     model_scores: dict = field(default_factory=dict)  # "el2n" / "forgetting" -> () -> (n,) scores
     cache: dict = field(default_factory=dict)
 
@@ -38,11 +40,11 @@ class Inputs:
 
     def kmeans(self):
         """The original's (cluster id, distance to own centroid) on per-clip z-scored embeddings."""
-        return self.once("kmeans", lambda: emb.kmeans_distances(self.features, self.k, self.seed, self.pca))
+        return self.once("kmeans", lambda: emb.kmeans_distances(self.features, self.k, self.seed, self.pca, self.n_init))
 
     def ssp(self):
         """(cluster id, cosine distance to the nearest centroid) on L2-normalised embeddings."""
-        return self.once("ssp", lambda: emb.ssp_distances(self.features, self.k, self.seed))
+        return self.once("ssp", lambda: emb.ssp_distances(self.features, self.k, self.seed, self.n_init))
 
     def model_score(self, name: str) -> np.ndarray:
         if name not in self.cache and name not in self.model_scores:
@@ -175,6 +177,11 @@ def method_name(name: str) -> str:
         valid = ", ".join(list(METHODS) + [f"{alias} (= {target})" for alias, target in ALIASES.items()])
         raise InputError(f"unknown pruning method {name!r}: choose among {valid}, each also as <name>{BALANCED}")
     return base + balanced
+
+
+def with_balance(methods, class_balanced: bool) -> list[str]:
+    """The methods as --class-balanced asks: each one's class-balanced variant when it is set."""
+    return [m + BALANCED if class_balanced and not m.endswith(BALANCED) else m for m in methods]
 
 
 def run_method(name: str, inputs: Inputs, ratio: float, rng) -> tuple[np.ndarray, np.ndarray]:

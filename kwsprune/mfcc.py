@@ -12,10 +12,12 @@ import numpy as np
 import scipy.fft
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, check_computed_from, input_key, load_verified, verify_file, write_manifest
+from kwsprune.artefacts import (atomic_output, check_computed_from, input_key, load_verified, recorded_sha, short_id,
+                                verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
-from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, step_dir
-from kwsprune.validation import check_waveforms
+from kwsprune.dataset import class_names
+from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, clips_file, labels_file, mfcc_file, step_dir
+from kwsprune.validation import check_same_length, check_waveforms
 
 MADE_BY = "extract_mfccs.py"
 DEFAULTS = dict(sample_rate=SAMPLE_RATE, winlen=0.025, winstep=0.01, numcep=32, nfilt=32, nfft=512,
@@ -97,12 +99,12 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs, files = {}, []
     for split in SPLITS:
-        name = f"{split}_x.npy"
+        name = clips_file(split)
         inputs[input_key(dataset_dir, name)] = verify_file(dataset_dir, name, DATASET_MADE_BY)
         x = np.load(dataset_dir / name, mmap_mode="r")
         check_waveforms(x, str(dataset_dir / name))
         shape = (len(x), n_frames(x.shape[1], params["winlen"], params["winstep"], params["sample_rate"]), params["numcep"])
-        out_name = f"{split}_MFCCs.npy"
+        out_name = mfcc_file(split)
         with atomic_output(out_dir / out_name) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
             for start in tqdm(range(0, len(x), batch_size), desc=f"{split} MFCCs", unit="batch"):
@@ -114,8 +116,30 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
 
 
 def load_mfccs(data_root, split: str) -> np.ndarray:
-    """MFCCs of one split (n, 99, 32), memory-mapped; refused if the clips in Dataset_as_Numpy changed since."""
+    """MFCCs of one split (n, 99, 32), memory-mapped, checked against their manifest; refused if Dataset_as_Numpy
+    now holds other clips than they were computed from (compared by the manifests: the clips are not read)."""
     dataset_dir, mfcc_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, MFCC_DIR)
-    name = f"{split}_x.npy"
-    check_computed_from(mfcc_dir, MADE_BY, dataset_dir, name, verify_file(dataset_dir, name, DATASET_MADE_BY))
-    return load_verified(mfcc_dir, f"{split}_MFCCs.npy", MADE_BY)
+    name = clips_file(split)
+    check_computed_from(mfcc_dir, MADE_BY, dataset_dir, name, recorded_sha(dataset_dir, name, DATASET_MADE_BY))
+    return load_verified(mfcc_dir, mfcc_file(split), MADE_BY)
+
+
+def data_id(data_root) -> str:
+    """The id that rows and caches record for the training data: the MFCCs and labels of every split, taken
+    from their manifests (nothing is read)."""
+    dataset_dir, mfcc_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, MFCC_DIR)
+    return short_id(*[recorded_sha(mfcc_dir, mfcc_file(split), MADE_BY) for split in SPLITS],
+                    *[recorded_sha(dataset_dir, labels_file(split), DATASET_MADE_BY) for split in SPLITS])
+
+
+def load_training_data(data_root) -> dict:
+    """MFCCs (x_train, x_valid, x_test) and labels (y_*) of every split in memory, each file checked once
+    against its manifest; with the class count (labels.json) and the data id."""
+    dataset_dir = step_dir(data_root, DATASET_DIR)
+    data = {"n_classes": len(class_names(data_root)), "id": data_id(data_root)}
+    for split in SPLITS:
+        x = np.array(load_mfccs(data_root, split))
+        y = np.array(load_verified(dataset_dir, labels_file(split), DATASET_MADE_BY))
+        check_same_length(x, f"{MFCC_DIR}/{mfcc_file(split)}", y, labels_file(split), "re-run extract_mfccs.py")
+        data[f"x_{split}"], data[f"y_{split}"] = x, y
+    return data

@@ -1,87 +1,153 @@
 """Step 3: score the training clips with each method (kwsprune.methods) and keep, per method and ratio, a subset.
 
-Outputs are indices into train_y's order, sorted, with each method's scores and the original's k-means
-cluster ids, listed in one manifest per k.
+Each pruning set-up (k, k-means starts, seed, optional PCA) has its own folder under y_pruned/ holding
+the kept indices of every method and ratio (sorted, into train_y's order), each method's scores, the
+original's k-means cluster ids and a manifest naming the embeddings they came from: kept sets of other
+set-ups or other embeddings never stand in for each other.
 """
 
+import json
 import logging
-from functools import partial
+from dataclasses import asdict, dataclass
+from functools import cache, partial
+from pathlib import Path
 
 import numpy as np
 
-from kwsprune.artefacts import check_computed_from, input_key, load_verified, read_manifest, save_npy, write_manifest
+from kwsprune.artefacts import (check_computed_from, input_key, load_verified, read_manifest, save_npy, short_id,
+                                verify_file, write_manifest, write_text)
 from kwsprune.dataset import load_labels
-from kwsprune.embeddings import FEATURES_FILE, verified_features_sha
-from kwsprune.methods import MODEL_SCORES, Inputs, method_name, run_method
-from kwsprune.paths import EMBEDDINGS_DIR, MFCC_DIR, PRUNED_DIR, step_dir
+from kwsprune.embeddings import features_sha
+from kwsprune.methods import MODEL_SCORES, ORIGINAL_NAMES, Inputs, method_name, run_method
+from kwsprune.paths import (EMBEDDINGS_DIR, FEATURES_FILE, MANIFEST, PRUNED_DIR, clusters_file, kept_file,
+                            model_scores_file, original_kept_file, pruning_folder, scores_file, step_dir)
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
 MADE_BY = "pruning.py"
+ORIGINAL_NAMES_RECORD = "original_names.json"  # y_pruned/: which set-up the original-name files were copied from
 
 
-def format_ratio(ratio: float) -> str:
-    return repr(float(ratio))
+@dataclass(frozen=True)
+class PruningSetup:
+    """What a kept set depends on besides the embeddings, the method and the ratio."""
+    k: int = 10
+    n_init: int = 10
+    seed: int = 0
+    pca: int | None = None
+
+    def folder(self, data_root) -> Path:
+        return step_dir(data_root, PRUNED_DIR) / pruning_folder(self.k, self.n_init, self.seed, self.pca)
+
+    def command(self, methods, ratios) -> str:
+        """The pruning.py command that makes the kept sets of these methods and ratios."""
+        pca = f" --pca {self.pca}" if self.pca else ""
+        return (f"run pruning.py --k {self.k} --n-init {self.n_init} --seed {self.seed}{pca} "
+                f"--methods {' '.join(methods)} --ratios {' '.join(str(r) for r in ratios)}")
 
 
-def kept_file(method: str, k: int, ratio: float) -> str:
-    return f"y_{method}_pruning_k{k}_{format_ratio(ratio)}.npy"
+def check_ratio(ratio: float) -> None:
+    if not 0 <= ratio < 1:
+        raise InputError(f"ratio {ratio}: a ratio is the fraction removed, in [0, 1) (0 keeps every clip; random "
+                         "at 1.0, the whole training set, needs no pruning)")
 
 
-def scores_file(method: str, k: int) -> str:
-    return f"scores_{method}_k{k}.npy"
+def check_setup(setup: PruningSetup) -> None:
+    for flag, value, low in (("--k", setup.k, 1), ("--n-init", setup.n_init, 1), ("--pca", setup.pca, 1)):
+        if value is not None and value < low:
+            raise InputError(f"{flag} {value}: give a whole number >= {low}")
 
 
-def manifest_name(k: int) -> str:
-    return f"pruning_k{k}.json"
-
-
-def run_pruning(data_root, methods, ratios, k: int = 10, seed: int = 0, pca: int | None = None) -> dict:
-    """Step 3: write the kept indices of every method and ratio, the scores and cluster ids, and a manifest."""
+def run_pruning(data_root, methods, ratios, ks=(10,), seed: int = 0, n_init: int = 10, pca: int | None = None,
+                original_names: bool = False) -> list[dict]:
+    """Step 3 for every k: write the kept indices of every method and ratio, the scores, the cluster ids and a
+    manifest into the set-up's folder; return the manifests. original_names also copies keep_hard and keep_easy
+    to the original's names in y_pruned/."""
     methods = [method_name(m) for m in methods]
+    setups = [PruningSetup(k, n_init, seed, pca) for k in ks]
     for ratio in ratios:
-        if not 0 <= ratio < 1:
-            raise InputError(f"--ratios {ratio}: a ratio is the fraction removed, in [0, 1)")
-    features_dir, out_dir = step_dir(data_root, EMBEDDINGS_DIR), step_dir(data_root, PRUNED_DIR)
-    inputs = {input_key(features_dir, FEATURES_FILE): verified_features_sha(data_root)}
-    features = np.load(features_dir / FEATURES_FILE, mmap_mode="r")
-    method_inputs = Inputs(features, load_labels(data_root, "train", len(features)), k, seed, pca,
-                           {name: partial(model_score, data_root, name, seed) for name in MODEL_SCORES})
-    params = {"k": k, "seed": seed, "pca": pca}
+        check_ratio(ratio)
+    for setup in setups:
+        check_setup(setup)
+    sha = features_sha(data_root, read=True)  # the embeddings are read: hashed once for every k
+    features = np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")
+    labels = load_labels(data_root, "train", len(features))
+    model_scores = {name: cache(partial(model_score, data_root, name, seed)) for name in MODEL_SCORES}
+    manifests = []
+    for setup in setups:
+        manifests.append(_prune(data_root, setup, methods, ratios, Inputs(
+            features, labels, setup.k, setup.seed, setup.pca, setup.n_init, model_scores), sha))
+        if original_names:
+            export_original_names(data_root, setup, methods, ratios)
+    return manifests
+
+
+def _prune(data_root, setup: PruningSetup, methods, ratios, method_inputs: Inputs, sha: str) -> dict:
+    out_dir = setup.folder(data_root)
     out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = {input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE): sha}
     clusters, _ = method_inputs.kmeans()
-    save_npy(out_dir / f"clusters_k{k}.npy", clusters)
-    files = [f"clusters_k{k}.npy"]
+    save_npy(out_dir / clusters_file(setup.k), clusters)
+    files = [clusters_file(setup.k)]
     for method in methods:
         for i, ratio in enumerate(ratios):
-            rng = np.random.default_rng([seed, int(round(ratio * 1e6))])
+            rng = np.random.default_rng([setup.seed, int(round(ratio * 1e6))])
             scores, kept = run_method(method, method_inputs, ratio, rng)
-            save_npy(out_dir / kept_file(method, k, ratio), kept)
-            files.append(kept_file(method, k, ratio))
+            save_npy(out_dir / kept_file(method, setup.k, ratio), kept)
+            files.append(kept_file(method, setup.k, ratio))
             if i == 0:  # scores of most methods do not depend on the ratio; semdedup's and random's do
-                save_npy(out_dir / scores_file(method, k), scores)
-                files.append(scores_file(method, k))
-            log.info("%s ratio %s: kept %d of %d clips", method, ratio, len(kept), len(features))
-    files += _earlier_files(out_dir, k, inputs, params, files)
-    return write_manifest(out_dir, "pruning", params, inputs, files, manifest_name(k))
+                save_npy(out_dir / scores_file(method, setup.k), scores)
+                files.append(scores_file(method, setup.k))
+            log.info("k %d, %s ratio %s: kept %d of %d clips", setup.k, method, ratio, len(kept), len(clusters))
+    files += _earlier_files(out_dir, inputs, files)
+    return write_manifest(out_dir, "pruning", asdict(setup), inputs, files)
+
+
+def _earlier_files(out_dir, inputs, files) -> list[str]:
+    """Files of an earlier run of the same set-up on the same embeddings: still valid, still listed."""
+    if not (out_dir / MANIFEST).exists():
+        return []
+    earlier = read_manifest(out_dir, MADE_BY)
+    if earlier.get("inputs") != inputs:
+        return []
+    return [name for name in earlier["files"] if name not in files and (out_dir / name).exists()]
+
+
+def export_original_names(data_root, setup: PruningSetup, methods, ratios) -> None:
+    """Copy kept sets to the original's names (y_simple_pruning_FULL_k{K}_{r}.npy, y_hard_...) in y_pruned/, where
+    its Classification_pruning.py reads them; y_pruned/original_names.json records the set-up each came from."""
+    pruned_dir = step_dir(data_root, PRUNED_DIR)
+    record_path = pruned_dir / ORIGINAL_NAMES_RECORD
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = {name: entry for name, entry in record.items() if (pruned_dir / name).exists()}
+    for method in [m for m in methods if m in ORIGINAL_NAMES and m != "random"]:  # the original drew "normal" runs
+        for ratio in ratios:                                                       # from the whole set: no file
+            name = original_kept_file(ORIGINAL_NAMES[method], setup.k, ratio)
+            kept, kept_id = load_kept(data_root, setup, method, ratio)
+            save_npy(pruned_dir / name, kept)
+            record[name] = {"from": f"{setup.folder(data_root).name}/{kept_file(method, setup.k, ratio)}", "kept": kept_id}
+            log.info("wrote %s (the original's name)", pruned_dir / name)
+    write_text(record_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def model_score(data_root, name: str, seed: int) -> np.ndarray:
     """EL2N or forgetting scores (n,) of the training clips: from y_pruned/{name}_seed{seed}.npy when it was made
-    from the current MFCCs, else trained now (kwsprune.model_scores) and cached there with its manifest."""
+    from the current training data, else trained now (kwsprune.model_scores) and cached there with its manifest."""
     from kwsprune import model_scores
-    from kwsprune.classify import load_data, mfcc_id
-    from kwsprune.embeddings import pick_device
+    from kwsprune.device import pick_device
+    from kwsprune.mfcc import data_id, load_training_data
 
     out_dir = step_dir(data_root, PRUNED_DIR)
-    file, manifest = f"{name}_seed{seed}.npy", f"{name}_seed{seed}.json"
-    inputs = {f"{MFCC_DIR}/train_MFCCs.npy": mfcc_id(data_root)}
-    params = {"seed": seed, "el2n_epochs": model_scores.EL2N_EPOCHS, "el2n_models": model_scores.EL2N_MODELS}
+    file = model_scores_file(name, seed)
+    manifest = Path(file).with_suffix(".json").name
+    inputs = {"data": data_id(data_root)}
+    params = {"seed": seed, "el2n_epochs": model_scores.EL2N_EPOCHS, "el2n_models": model_scores.EL2N_MODELS,
+              "batch_size": model_scores.SCORE_CONFIG.batch_size}
     if (out_dir / manifest).exists():
         earlier = read_manifest(out_dir, MADE_BY, manifest)
         if earlier["inputs"] == inputs and earlier["params"] == params:
             return np.asarray(load_verified(out_dir, file, MADE_BY, manifest))
-    data = load_data(data_root)  # every split in memory, checked against the clips: only when training
+    data = load_training_data(data_root)  # every split in memory, each file checked: only when training
     log.info("training the Tiny CNN on all %d clips for the %s scores", len(data["y_train"]), name)
     compute = model_scores.el2n_scores if name == "el2n" else model_scores.forgetting_scores
     scores = compute(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], data["n_classes"], seed,
@@ -92,22 +158,45 @@ def model_score(data_root, name: str, seed: int) -> np.ndarray:
     return scores
 
 
-def _earlier_files(out_dir, k, inputs, params, files) -> list[str]:
-    """Kept-index files of an earlier run on the same features, k and seed: still valid, still listed."""
-    if not (out_dir / manifest_name(k)).exists():
-        return []
-    earlier = read_manifest(out_dir, MADE_BY, manifest_name(k))
-    if earlier.get("inputs") != inputs or earlier.get("params") != params:
-        return []
-    return [name for name in earlier["files"] if name not in files and (out_dir / name).exists()]
+def is_made(data_root, setup: PruningSetup, method: str, ratio: float) -> bool:
+    """Whether the kept set of a method and ratio exists for this set-up and the current embeddings."""
+    folder = setup.folder(data_root)
+    if not (folder / MANIFEST).exists():
+        return False
+    manifest = read_manifest(folder, MADE_BY)
+    key = input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE)
+    return kept_file(method, setup.k, ratio) in manifest["files"] and manifest["inputs"].get(key) == features_sha(data_root)
 
 
-def load_kept(data_root, method: str, k: int, ratio: float) -> np.ndarray:
-    """Kept indices of one method and ratio; refused if the embeddings or clips changed since."""
-    method = method_name(method)
-    features_dir, pruned_dir = step_dir(data_root, EMBEDDINGS_DIR), step_dir(data_root, PRUNED_DIR)
-    check_computed_from(pruned_dir, MADE_BY, features_dir, FEATURES_FILE, verified_features_sha(data_root), manifest_name(k))
-    name = kept_file(method, k, ratio)
-    if name not in read_manifest(pruned_dir, MADE_BY, manifest_name(k))["files"]:
-        raise InputError(f"{pruned_dir / name} was not made: run pruning.py --k {k} --methods {method} --ratios {ratio}")
-    return np.asarray(load_verified(pruned_dir, name, MADE_BY, manifest_name(k)))
+def load_kept(data_root, setup: PruningSetup, method: str, ratio: float) -> tuple[np.ndarray, str]:
+    """Kept indices of one method and ratio, and their id (the start of their sha256); refused if they were not
+    made, or made from other embeddings than the current ones. The embeddings are not read: their manifests
+    are compared."""
+    method, folder = method_name(method), setup.folder(data_root)
+    check_ratio(ratio)
+    name = kept_file(method, setup.k, ratio)
+    fix = setup.command([method], [ratio])
+    if not (folder / MANIFEST).exists() or name not in read_manifest(folder, MADE_BY)["files"]:
+        raise InputError(f"{folder / name} was not made: {fix}")
+    check_computed_from(folder, MADE_BY, step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE, features_sha(data_root),
+                        fix=fix)
+    sha = verify_file(folder, name, MADE_BY)
+    return np.load(folder / name), short_id(sha)
+
+
+def current_kept_ids(data_root) -> dict[tuple[str, str], str] | None:
+    """{(set-up folder, kept file): kept id} of every kept set made from the current embeddings, from the
+    manifests; None when there are no current embeddings to compare with."""
+    try:
+        sha = features_sha(data_root)
+    except InputError:
+        return None
+    key = input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE)
+    current = {}
+    for manifest_path in sorted(step_dir(data_root, PRUNED_DIR).glob(f"*/{MANIFEST}")):
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("inputs", {}).get(key) == sha:
+            current.update({(manifest_path.parent.name, name): short_id(record["sha256"])
+                            for name, record in manifest["files"].items() if name.startswith("y_")})
+    return current
+

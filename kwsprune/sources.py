@@ -11,8 +11,11 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from kwsprune.validation import InputError
 
@@ -26,6 +29,9 @@ DEFAULT_SPEAKER_REGEX = r"^([^_]+)_"
 FSDD_NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
 VALID_PERCENT = 10
 TEST_PERCENT = 10
+LIST_FILES = {"valid": "validation_list.txt", "test": "testing_list.txt"}
+FOLDER_SPLIT_RULES = {"hash": "speaker sha1 hash 80/10/10", "speakers": "seeded speaker-grouped 80/10/10",
+                      "lists": "validation_list.txt / testing_list.txt"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,38 @@ def _require_dir(path, hint: str) -> Path:
     return path
 
 
+def read_split_lists(root: Path, hint: str) -> dict[str, set[str]]:
+    """Speech Commands' split lists in `root`: validation_list.txt and testing_list.txt, one relative path a line."""
+    lists = {}
+    for split, name in LIST_FILES.items():
+        list_path = root / name
+        if not list_path.exists():
+            raise InputError(f"{list_path} is missing: {hint}")
+        lists[split] = set(list_path.read_text().split())
+    return lists
+
+
+def listed_split(relpath: str, lists: dict[str, set[str]]) -> str:
+    return "valid" if relpath in lists["valid"] else "test" if relpath in lists["test"] else "train"
+
+
+def speaker_split(clips_per_speaker: dict[str, int], seed: int, valid_percent=VALID_PERCENT,
+                  test_percent=TEST_PERCENT) -> dict[str, str]:
+    """The split of each speaker: speakers in a seeded random order go to test, then validation, until each
+    holds its share of the clips, the rest to training; each split gets at least one speaker."""
+    if len(clips_per_speaker) < 3:
+        raise InputError(f"--split speakers needs at least 3 speakers, found {len(clips_per_speaker)} "
+                         f"({sorted(clips_per_speaker)}): check --speaker-regex, or pass --split lists")
+    order = [str(s) for s in np.random.default_rng(seed).permutation(sorted(clips_per_speaker))]
+    total, split_of = sum(clips_per_speaker.values()), {}
+    for split, percent, leave in (("test", test_percent, 2), ("valid", valid_percent, 1)):
+        taken = 0
+        while len(order) > leave and (taken == 0 or taken < percent / 100 * total):
+            speaker = order.pop(0)
+            split_of[speaker], taken = split, taken + clips_per_speaker[speaker]
+    return {**split_of, **{speaker: "train" for speaker in order}}
+
+
 def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]]:
     """Google Speech Commands (v0.01/v0.02), split by its validation_list.txt and testing_list.txt.
 
@@ -67,12 +105,7 @@ def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]
     The lists name clips of the full dataset; those missing from `root` are ignored.
     """
     root = _require_dir(root, "pass the folder that holds the word folders and validation_list.txt, or use --download")
-    lists = {}
-    for split, name in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
-        list_path = root / name
-        if not list_path.exists():
-            raise InputError(f"{list_path} is missing: it ships with the Speech Commands archive; extract the whole archive")
-        lists[split] = set(list_path.read_text().split())
+    lists = read_split_lists(root, "it ships with the Speech Commands archive; extract the whole archive")
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
     if words == "all":
         words = available
@@ -83,18 +116,21 @@ def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]
     for word in words:
         for path in _audio_files(root / word):
             relpath = path.relative_to(root).as_posix()
-            split = "valid" if relpath in lists["valid"] else "test" if relpath in lists["test"] else "train"
+            split = listed_split(relpath, lists)
             speaker = path.name.split("_nohash_")[0]
             clips.append(Clip(relpath, word, speaker, split, path))
     return clips, list(words)
 
 
-def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX) -> tuple[list[Clip], list[str]]:
-    """One sub-folder per class (sorted names are the class ids), split 80/10/10 by speaker hash.
+def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = "hash",
+                 seed: int = 0) -> tuple[list[Clip], list[str]]:
+    """One sub-folder per class (sorted names are the class ids), split as FOLDER_SPLIT_RULES[split] says.
 
     The speaker is the first group of `speaker_regex` matched against the file name (the whole match
     if it has no group); a file it does not match is its own speaker.
     """
+    if split not in FOLDER_SPLIT_RULES:
+        raise InputError(f"--split {split!r}: choose one of {', '.join(FOLDER_SPLIT_RULES)}")
     root = _require_dir(root, "pass a folder with one sub-folder of audio files per class")
     pattern = re.compile(speaker_regex)
     class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -109,11 +145,19 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX) -> tuple[list
                 speaker = path.stem
             else:
                 speaker = match.group(1) if pattern.groups else match.group(0)
-            relpath = path.relative_to(root).as_posix()
-            clips.append(Clip(relpath, label, speaker, speaker_hash_split(speaker), path))
+            clips.append(Clip(path.relative_to(root).as_posix(), label, speaker, "", path))
     if unmatched:
         log.warning("%d file names do not match --speaker-regex %r: each is its own speaker", unmatched, speaker_regex)
-    return clips, class_names
+    if split == "hash":
+        split_of = lambda clip: speaker_hash_split(clip.speaker)  # noqa: E731
+    elif split == "speakers":
+        speakers = speaker_split(Counter(clip.speaker for clip in clips), seed)
+        split_of = lambda clip: speakers[clip.speaker]  # noqa: E731
+    else:
+        lists = read_split_lists(root, "--split lists reads validation_list.txt and testing_list.txt (one path a "
+                                       "line, relative to the folder, as in Speech Commands) from the folder")
+        split_of = lambda clip: listed_split(clip.relpath, lists)  # noqa: E731
+    return [replace(clip, split=split_of(clip)) for clip in clips], class_names
 
 
 def fsdd_clips(root) -> tuple[list[Clip], list[str]]:

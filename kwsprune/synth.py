@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import soxr
 
-from kwsprune.audio import fit_length, peak_normalise
+from kwsprune.audio import fit_length
 from kwsprune.paths import CLIP_SAMPLES, SAMPLE_RATE
 from kwsprune.sources import CORE_WORDS, Clip, speaker_hash_split
 from kwsprune.validation import InputError
@@ -132,7 +132,7 @@ def speak_words(clips: list[Clip], chunk_size: int = 250, workers: int = 2) -> t
 
 
 def render_clip(clip: Clip, spoken: np.ndarray, spoken_rate_hz: int, seed: int) -> np.ndarray:
-    """One demo clip, (16000,) float32 peak-normalised, from its spoken word (int16 at `spoken_rate_hz`)."""
+    """One demo clip, (16000,) float32 not normalised, from its spoken word (int16 at `spoken_rate_hz`)."""
     word = soxr.resample(spoken.astype(np.float32) / 32768, spoken_rate_hz, SAMPLE_RATE).astype(np.float32)
     voiced = np.flatnonzero(np.abs(word) > 0.02 * np.abs(word).max(initial=0))
     if len(voiced) == 0:
@@ -148,4 +148,4 @@ def render_clip(clip: Clip, spoken: np.ndarray, spoken_rate_hz: int, seed: int) 
     snr_db = rng.uniform(*SNR_DB)
     noise = coloured_noise(CLIP_SAMPLES, rng.uniform(0.0, 2.0), rng)
     clip_audio += noise * speech_rms / 10 ** (snr_db / 20)
-    return peak_normalise(clip_audio)
+    return clip_audio.astype(np.float32)

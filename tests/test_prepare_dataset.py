@@ -160,7 +160,9 @@ def test_numpy_source_checks_your_arrays(tmp_path, capsys):
         np.save(source / f"{split}_x.npy", rng.uniform(-1, 1, (n, 16000)).astype(np.float32))
         np.save(source / f"{split}_y.npy", np.arange(n) % 3)
     prepare_dataset.main(["--data-root", str(tmp_path), "--source", "numpy", "--path", str(source)])
-    np.testing.assert_array_equal(load(tmp_path, "train_x.npy"), np.load(source / "train_x.npy"))
+    np.testing.assert_array_equal(load(tmp_path, "train_x.npy"), np.load(source / "train_x.npy"))  # as they are
+    prepare_dataset.main(["--data-root", str(tmp_path), "--source", "numpy", "--path", str(source), "--normalise", "peak"])
+    np.testing.assert_allclose(np.abs(load(tmp_path, "train_x.npy")).max(axis=1), 1.0, rtol=1e-6)
     bad = np.load(source / "valid_x.npy")
     bad[2, 7] = np.nan
     np.save(source / "valid_x.npy", bad)
@@ -190,3 +192,47 @@ def test_download_without_network_says_what_to_fetch(tmp_path):
 
     with pytest.raises(InputError, match="download it and extract it into"):
         download_speech_commands(tmp_path / "sc", url=(tmp_path / "missing.tar.gz").as_uri())
+
+
+def test_folder_split_by_speaker_when_the_hash_leaves_a_split_empty(tmp_path, capsys):
+    write_tone_folder(tmp_path / "tones", 16000, n_speakers=3)  # spk0-2 all hash to train
+    prepare = ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones")]
+    message = fail(prepare, capsys)
+    assert "the valid split is empty" in message and "--split speakers" in message
+    prepare_dataset.main([*prepare, "--split", "speakers"])  # the fix the message names works
+    speakers = {split: set(load(tmp_path, f"{split}_speakers.npy")) for split in SPLITS}
+    assert all(len(names) == 1 for names in speakers.values())  # 3 speakers: one in each split
+    assert set.union(*speakers.values()) == {"spk0", "spk1", "spk2"}
+    assert read_manifest(tmp_path / "Dataset_as_Numpy", "prepare_dataset.py")["params"]["split"] == \
+        "seeded speaker-grouped 80/10/10"
+    prepare_dataset.main([*prepare, "--split", "speakers", "--seed", "1"])
+    assert {split: set(load(tmp_path, f"{split}_speakers.npy")) for split in SPLITS} != speakers
+    write_tone_folder(tmp_path / "two", 16000, n_speakers=2)
+    assert "needs at least 3 speakers, found 2" in fail(
+        ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "two"), "--split", "speakers"], capsys)
+
+
+def test_folder_split_by_lists(tmp_path, capsys):
+    write_tone_folder(tmp_path / "tones", 16000, n_speakers=4)
+    prepare = ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones"), "--split", "lists"]
+    assert "validation_list.txt is missing" in fail(prepare, capsys)
+    (tmp_path / "tones" / "validation_list.txt").write_text("low/spk1_nohash_0.wav\nmid/spk1_nohash_0.wav\n")
+    (tmp_path / "tones" / "testing_list.txt").write_text("high/spk2_nohash_0.wav\n")
+    prepare_dataset.main(prepare)
+    assert files(tmp_path, "valid") == ["low/spk1_nohash_0.wav", "mid/spk1_nohash_0.wav"]
+    assert files(tmp_path, "test") == ["high/spk2_nohash_0.wav"] and len(files(tmp_path, "train")) == 9
+
+
+def test_normalise_peak_minmax_or_none(tmp_path):
+    write_tone_folder(tmp_path / "tones", 16000)
+    peaks = {}
+    for how in ("peak", "minmax", "none"):
+        prepare_dataset.main(["--data-root", str(tmp_path / how), "--source", "folder", "--path", str(tmp_path / "tones"),
+                              "--normalise", how])
+        x = load(tmp_path / how, "train_x.npy")
+        peaks[how] = (x.min(axis=1), x.max(axis=1), np.abs(x).max(axis=1))
+        assert read_manifest(tmp_path / how / "Dataset_as_Numpy", "prepare_dataset.py")["params"]["normalise"] == how
+    np.testing.assert_allclose(peaks["peak"][2], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(peaks["minmax"][0], 0.0, atol=1e-6)  # the original's: into [0, 1]
+    np.testing.assert_allclose(peaks["minmax"][1], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(peaks["none"][2], 0.3, rtol=1e-3)  # the tones as written: amplitude 0.3

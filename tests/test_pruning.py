@@ -5,9 +5,10 @@ import pytest
 
 import extract_embeddings
 import pruning
-from kwsprune.embedding_scores import kmeans_distances
+from kwsprune.artefacts import read_manifest
+from kwsprune.embedding_scores import kmeans_distances, standardise_clips
 from kwsprune.methods import Inputs, method_name, run_method
-from kwsprune.pruning import load_kept
+from kwsprune.pruning import PruningSetup, load_kept
 from kwsprune.selection import keep_by_score
 from kwsprune.validation import InputError
 
@@ -21,6 +22,11 @@ def kept(method, ratio, seed=0):
     """Kept indices of a method on the hand-made clusters (k-means already done)."""
     inputs = Inputs(features=None, labels=LABELS, cache={"kmeans": (CLUSTERS, DISTANCES)})
     return run_method(method, inputs, ratio, np.random.default_rng(seed))[1].tolist()
+
+
+def load(root, method, k, ratio, **setup):
+    """Kept indices of a method from pruning.py's files (n_init 10, seed 0 unless told)."""
+    return load_kept(root, PruningSetup(k, **setup), method, ratio)[0]
 
 
 def test_keep_hard_removes_the_clips_nearest_each_centroid():
@@ -76,21 +82,22 @@ def test_step_writes_kept_indices_and_refuses_stale_features(fresh_features_root
     root = fresh_features_root
     pruning.main(["--data-root", str(root), "--k", "5", "--ratios", "0.1", "0.3"])
     n_train = len(np.load(root / "Dataset_as_Numpy" / "train_y.npy"))
-    hard, easy, rand = (load_kept(root, m, 5, 0.3) for m in ("keep_hard", "keep_easy", "random"))
+    hard, easy, rand = (load(root, m, 5, 0.3) for m in ("keep_hard", "keep_easy", "random"))
     assert hard.dtype == np.int64 and hard.tolist() == sorted(hard) and len(hard) == len(easy) == len(rand)
     assert 0.69 * n_train <= len(hard) <= 0.71 * n_train + 5
-    scores = np.load(root / "y_pruned" / "scores_keep_hard_k5.npy")
-    clusters = np.load(root / "y_pruned" / "clusters_k5.npy")
+    scores = np.load(root / "y_pruned" / "k5_ninit10_seed0" / "scores_keep_hard_k5.npy")
+    clusters = np.load(root / "y_pruned" / "k5_ninit10_seed0" / "clusters_k5.npy")
     assert scores.shape == clusters.shape == (n_train,)
     np.testing.assert_array_equal(hard, keep_by_score(scores, 0.3, keep_high=True, groups=clusters))
     # a second run with other ratios keeps the first run's files listed
     pruning.main(["--data-root", str(root), "--k", "5", "--ratios", "0.2", "--methods", "simple"])
-    assert len(load_kept(root, "keep_hard", 5, 0.1)) > len(load_kept(root, "keep_hard", 5, 0.2))
-    with pytest.raises(InputError, match="was not made"):
-        load_kept(root, "keep_hard", 5, 0.25)
+    assert len(load(root, "keep_hard", 5, 0.1)) > len(load(root, "keep_hard", 5, 0.2))
+    with pytest.raises(InputError, match="was not made: run pruning.py --k 5 --n-init 10 --seed 0 --methods keep_hard --ratios 0.25"):
+        load(root, "keep_hard", 5, 0.25)
     extract_embeddings.main(["--data-root", str(root), "--model", "speech-embedding", "--pooling", "flatten"])
-    with pytest.raises(InputError, match="re-run pruning.py"):
-        load_kept(root, "keep_hard", 5, 0.3)
+    with pytest.raises(InputError, match="computed from a different wav2vec_features/train_features.npy than the current "
+                                         "one: run pruning.py --k 5 --n-init 10 --seed 0 --methods keep_hard --ratios 0.3"):
+        load(root, "keep_hard", 5, 0.3)
 
 
 def test_unknown_method_is_one_line(fresh_features_root, capsys):
@@ -104,10 +111,43 @@ def test_scores_that_need_a_model_are_trained_once_and_cached(fresh_features_roo
     pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.3", "--methods", "el2n", "ccs", "forgetting"])
     n_train = len(np.load(root / "Dataset_as_Numpy" / "train_y.npy"))
     for method in ("el2n", "ccs", "forgetting"):
-        assert len(load_kept(root, method, 4, 0.3)) == n_train - int(0.3 * n_train)
+        assert len(load(root, method, 4, 0.3)) == n_train - int(0.3 * n_train)
     cached = (root / "y_pruned" / "el2n_seed0.json").read_text()
-    np.testing.assert_array_equal(np.load(root / "y_pruned" / "scores_el2n_k4.npy"),
+    np.testing.assert_array_equal(np.load(root / "y_pruned" / "k4_ninit10_seed0" / "scores_el2n_k4.npy"),
                                   np.load(root / "y_pruned" / "el2n_seed0.npy"))
     pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.1", "--methods", "el2n", "--class-balanced"])
     assert (root / "y_pruned" / "el2n_seed0.json").read_text() == cached  # not trained again
-    assert len(load_kept(root, "el2n_balanced", 4, 0.1)) > len(load_kept(root, "el2n", 4, 0.3))
+    assert len(load(root, "el2n_balanced", 4, 0.1)) > len(load(root, "el2n", 4, 0.3))
+
+
+def test_k_lists_kmeans_starts_and_seeds_each_keep_their_own_kept_sets(fresh_features_root):
+    root = fresh_features_root
+    prune = ["--data-root", str(root), "--ratios", "0.3", "--methods", "keep_hard", "random"]
+    pruning.main([*prune, "--k", "4", "5", "--n-init", "1"])
+    pruning.main([*prune, "--k", "4"])
+    pruning.main([*prune, "--k", "4", "--seed", "1"])
+    folders = sorted(p.name for p in (root / "y_pruned").iterdir() if p.is_dir())
+    assert folders == ["k4_ninit10_seed0", "k4_ninit10_seed1", "k4_ninit1_seed0", "k5_ninit1_seed0"]
+    assert read_manifest(root / "y_pruned" / "k4_ninit1_seed0", "pruning.py")["params"] == {"k": 4, "n_init": 1, "seed": 0,
+                                                                                          "pca": None}
+    # more k-means starts keep the best clustering: never a worse one than the first start alone
+    z = standardise_clips(np.load(root / "wav2vec_features" / "train_features.npy"))
+
+    def inertia(folder):
+        clusters = np.load(root / "y_pruned" / folder / "clusters_k4.npy")
+        return sum(((z[clusters == c] - z[clusters == c].mean(axis=0)) ** 2).sum() for c in np.unique(clusters))
+
+    assert inertia("k4_ninit10_seed0") <= inertia("k4_ninit1_seed0")
+    assert not np.array_equal(load(root, "random", 4, 0.3), load(root, "random", 4, 0.3, seed=1))
+
+
+def test_original_names_are_copies_of_keep_hard_and_keep_easy(fresh_features_root):
+    root = fresh_features_root
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.1", "0.3", "--original-names"])
+    pruned = root / "y_pruned"
+    for original, method in (("simple", "keep_hard"), ("hard", "keep_easy")):
+        for ratio in (0.1, 0.3):
+            np.testing.assert_array_equal(np.load(pruned / f"y_{original}_pruning_FULL_k4_{ratio}.npy"),
+                                          load(root, method, 4, ratio))
+    assert not list(pruned.glob("y_normal*"))  # the original drew its "normal" runs from the whole set
+    assert "k4_ninit10_seed0/y_keep_hard_pruning_k4_0.3.npy" in (pruned / "original_names.json").read_text()

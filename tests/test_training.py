@@ -1,9 +1,12 @@
-"""The batched Tiny CNN engine: its size, that it learns, and that batched models stay independent."""
+"""The batched CNN engine: the original's three models, that they learn, that batched models stay independent,
+and the recipe's fields (batch size, restore policy) doing what they say."""
 
 import numpy as np
+import pytest
 import torch
 
-from kwsprune.training import TrainConfig, flat_features, n_parameters, train_runs
+from kwsprune.models import MODELS, flat_features, n_parameters
+from kwsprune.training import RECIPES, TrainConfig, auto_batch_size, fit, restored, train_runs
 
 
 def toy_mfccs(n, n_classes, seed):
@@ -16,30 +19,72 @@ def toy_mfccs(n, n_classes, seed):
     return x, y
 
 
-def test_tiny_cnn_has_the_originals_size():
-    assert flat_features((99, 32)) == 48
-    assert n_parameters(35) == 3431  # Keras summary of the original's Tiny model with 35 classes
+def test_the_three_models_have_the_originals_sizes():
+    assert flat_features("tiny") == 48
+    # the Keras summaries of the original's Classification_pruning.py models, for 10 and 35 classes
+    assert [n_parameters("tiny", c) for c in (10, 35)] == [2206, 3431]
+    assert [n_parameters("smallest", c) for c in (10, 35)] == [27445, 29570]
+    assert [n_parameters("lenet", c) for c in (10, 35)] == [266060, 268185]
 
 
-def test_it_learns_and_stops_early():
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_model_learns_and_stops_early(model):
     x, y = toy_mfccs(600, 4, 0)
     x_valid, y_valid = toy_mfccs(200, 4, 1)
     x_test, y_test = toy_mfccs(200, 4, 2)
-    config = TrainConfig(batch_size=64, max_epochs=60, stop_patience=3, lr_patience=2)
+    config = TrainConfig(model=model, batch_size=64, max_epochs=60, stop_patience=3, lr_patience=2)
     [result] = train_runs(x, y, [np.arange(600)], x_valid, y_valid, x_test, y_test, 4, [0], config)
     assert result["test_acc"] > 0.95 and result["epochs"] < 60
 
 
-def test_a_run_trained_alone_equals_the_same_run_in_a_batch_of_8():
+@pytest.mark.parametrize("model", ["tiny", "lenet"])
+def test_a_run_trained_alone_equals_the_same_run_in_a_batch_of_8(model):
     x, y = toy_mfccs(200, 4, 0)
     x_valid, y_valid = toy_mfccs(60, 4, 1)
     rng = np.random.default_rng(0)
     subsets = [np.sort(rng.choice(200, 64, replace=False)) for _ in range(8)]
-    config = TrainConfig(batch_size=32, max_epochs=6, stop_patience=2, lr_patience=1)
+    config = TrainConfig(model=model, batch_size=32, max_epochs=6, stop_patience=2, lr_patience=1, dtype="float64")
     seeds = list(range(10, 18))
-    alone = train_runs(x, y, subsets[3:4], x_valid, y_valid, x_valid, y_valid, 4, seeds[3:4], config, dtype=torch.float64)
-    batch = train_runs(x, y, subsets, x_valid, y_valid, x_valid, y_valid, 4, seeds, config, dtype=torch.float64)
-    assert batch[3] == alone[0]
-    # some models stopped early and left the batch; the others trained on without them
-    assert min(r["epochs"] for r in batch) < alone[0]["epochs"] == config.max_epochs
+    alone = train_runs(x, y, subsets[3:4], x_valid, y_valid, x_valid, y_valid, 4, seeds[3:4], config)
+    batch = train_runs(x, y, subsets, x_valid, y_valid, x_valid, y_valid, 4, seeds, config)
+    if model == "tiny":
+        assert batch[3] == alone[0]
+        # some models stopped early and left the batch; the others trained on without them
+        assert min(r["epochs"] for r in batch) < alone[0]["epochs"] == config.max_epochs
+    else:  # LeNet's 2112 x 120 dense layer is a batched matmul whose blocking changes with the batch: last bits differ
+        assert batch[3] == {**alone[0], "test_loss": pytest.approx(alone[0]["test_loss"], rel=1e-12)}
     assert len({r["test_loss"] for r in batch}) == 8  # the batch's models really differ
+
+
+def test_auto_batch_size_gives_at_least_8_steps_an_epoch_between_16_and_512():
+    assert [auto_batch_size(n) for n in (40, 240, 400, 800, 2400, 4096, 85000)] == [16, 16, 32, 64, 256, 512, 512]
+    assert TrainConfig().batch_for(400) == 32 and RECIPES["original"].batch_for(400) == 512
+
+
+def test_the_learning_rate_is_the_one_asked_for():
+    x, y = toy_mfccs(128, 4, 0)
+    x_valid, y_valid = toy_mfccs(40, 4, 1)
+    first = {lr: fit(x, y, [np.arange(128)], x_valid, y_valid, 4, [0], TrainConfig(learning_rate=lr, max_epochs=1))[1]
+             for lr in (1e-3, 5e-3)}
+    start = fit(x, y, [np.arange(128)], x_valid, y_valid, 4, [0], TrainConfig(learning_rate=0.0, max_epochs=1))[1]
+    moved = {lr: float((weights["conv0.weight"] - start["conv0.weight"]).abs().max()) for lr, weights in first.items()}
+    # Adam's first steps move each weight by about the learning rate
+    assert moved[5e-3] > 3 * moved[1e-3] and moved[1e-3] == pytest.approx(1e-3 * 8, rel=0.5)
+
+
+def test_on_stop_restores_the_best_weights_only_where_early_stopping_ended_the_run():
+    best = {"w": torch.zeros(3, 2)}
+    last = {"w": torch.ones(3, 2)}
+    stopped = np.array([True, False, True])
+    assert restored(best, last, stopped, "always") is best
+    assert restored(best, last, stopped, "on-stop")["w"][:, 0].tolist() == [0.0, 1.0, 0.0]
+    # a run that uses every epoch keeps its last weights under "on-stop" (Keras 2), its best under "always"
+    x, y = toy_mfccs(128, 4, 0)
+    x_valid, y_valid = toy_mfccs(40, 4, 1)
+    runs = {policy: fit(x, y, [np.arange(128)], x_valid, y_valid, 4, [0],
+                        TrainConfig(max_epochs=4, batch_size=32, learning_rate=0.05, restore_best=policy))
+            for policy in ("always", "on-stop")}
+    kept_always, last_always, _ = runs["always"]
+    kept_on_stop, last_on_stop, epochs = runs["on-stop"]
+    assert epochs[0] == 4 and torch.equal(kept_on_stop["conv0.weight"], last_on_stop["conv0.weight"])
+    assert torch.equal(last_always["conv0.weight"], last_on_stop["conv0.weight"])

@@ -1,0 +1,36 @@
+"""Which device computes: one rule for every step that can use a GPU."""
+
+from kwsprune.validation import InputError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(device: str) -> str:
+    """For torch: 'auto' -> 'cuda' when a GPU is visible, else 'cpu'; 'cuda' without a GPU is refused."""
+    import torch
+
+    if device not in DEVICES:
+        raise InputError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but no CUDA GPU is visible: use --device cpu or auto")
+    return device
+
+
+def keras_device(device: str) -> str:
+    """For Keras: 'auto' -> 'cuda' when the Keras backend sees a GPU, else 'cpu'; an explicit choice is kept."""
+    if device != "auto":
+        return device
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "cuda" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu"

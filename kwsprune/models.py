@@ -1,0 +1,53 @@
+"""The original's three CNNs on (99, 32) MFCCs, as layer lists that both training engines build from.
+
+The original's Classification_pruning.py trains "Tiny" and keeps "Smallest" and "LeNet" commented out
+beside it. Every convolution is followed by ReLU and 2 x 2 average pooling; after flattening come ReLU
+dense layers and the output layer (logits); dropout (rate 0.1) sits where the original put it.
+"""
+
+from dataclasses import dataclass
+
+from kwsprune.validation import InputError
+
+
+@dataclass(frozen=True)
+class Architecture:
+    convs: tuple    # (in channels, out channels, (kernel over time, kernel over cepstra)) per convolution
+    hidden: tuple   # widths of the ReLU dense layers between the flattened maps and the output layer
+    dropout: tuple  # per dense layer, hidden ones then the output: is dropout applied to its input?
+
+
+MODELS = {
+    "tiny": Architecture(((1, 4, (2, 2)), (4, 8, (2, 2)), (8, 8, (4, 2)), (8, 16, (4, 2))), (), (True,)),
+    "smallest": Architecture(((1, 3, (2, 2)), (3, 8, (5, 3)), (8, 16, (5, 3))), (84,), (False, True)),
+    "lenet": Architecture(((1, 6, (2, 2)), (6, 16, (5, 3))), (120, 84), (False, True, True)),
+}
+
+
+def architecture(name: str) -> Architecture:
+    if name not in MODELS:
+        raise InputError(f"--model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def flat_features(name: str, input_shape=(99, 32)) -> int:
+    """Size of the flattened last feature map: 48 for Tiny on (99, 32) MFCCs."""
+    height, width = input_shape
+    convs = architecture(name).convs
+    for _, _, (kh, kw) in convs:
+        height, width = (height - kh + 1) // 2, (width - kw + 1) // 2
+    if height < 1 or width < 1:
+        raise InputError(f"MFCC input {tuple(input_shape)} is too small for the {name} CNN")
+    return convs[-1][1] * height * width
+
+
+def dense_layers(name: str, n_classes: int, input_shape=(99, 32)) -> list[tuple[int, int]]:
+    """(inputs, outputs) of each dense layer, the output layer last."""
+    widths = [flat_features(name, input_shape), *architecture(name).hidden, n_classes]
+    return list(zip(widths[:-1], widths[1:]))
+
+
+def n_parameters(name: str, n_classes: int, input_shape=(99, 32)) -> int:
+    """Trainable parameters: Tiny 2,206 / 3,431, Smallest 27,445 / 29,570, LeNet 266,060 / 268,185 for 10 / 35 classes."""
+    convs = sum(cout * cin * kh * kw + cout for cin, cout, (kh, kw) in architecture(name).convs)
+    return convs + sum(n_in * n_out + n_out for n_in, n_out in dense_layers(name, n_classes, input_shape))

@@ -1,0 +1,235 @@
+"""The results store: results/runs.csv, one row per trained run, keyed by everything the run was computed from.
+
+A row's identity is its configuration (method, ratio, k, n, repeat), its recipe (model, engine, learning
+rate, batch size, epoch cap, restore policy, dtype, seed) and its inputs: the training data (MFCCs and
+labels of every split), the kept set it drew from (by content) and what that came from (embeddings,
+k-means starts, pruning seed, PCA). A run is done when a row of its identity exists. Rows whose inputs are
+not the current ones stay in the file (a study's history is kept) but are set aside: not counted, plotted
+or summarised unless asked for. The original's per-configuration CSVs are derived from the rows, in one
+folder per study, so that they never mix recipes or inputs.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from kwsprune.artefacts import short_id, write_text
+from kwsprune.methods import ORIGINAL_NAMES
+from kwsprune.paths import HISTORY_DIR, RUNS_FILE, history_file, kept_file, pruning_folder
+from kwsprune.validation import InputError
+
+log = logging.getLogger(__name__)
+
+WHOLE_SET = "all"  # the kept column of runs that draw from the whole training set
+IDENTITY_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "model", "engine", "learning_rate", "batch_size",
+                   "batch_used", "max_epochs", "restore_best", "dtype", "data", "kept", "features", "n_init",
+                   "prune_seed", "pca"]
+RESULT_FIELDS = ["n_used", "fraction_kept", "n_classes", "n_test", "chance", "test_loss", "test_acc", "epochs",
+                 "seconds", "device", "code_version"]
+RUN_FIELDS = IDENTITY_FIELDS + RESULT_FIELDS
+# a study: one recipe on one dataset with one pruning set-up; its rows are compared with each other
+RECIPE_FIELDS = ["model", "engine", "learning_rate", "batch_size", "max_epochs", "restore_best", "dtype", "seed", "data"]
+SETUP_FIELDS = ["features", "n_init", "prune_seed", "pca"]
+ORIGINAL_HISTORY_RECORD = "history_original_names.json"  # results/: which study the original-name CSVs hold
+
+OLDER_SCHEMA = "written by an older kwsprune, with no record of their kept set"
+OTHER_DATA = "trained on other MFCCs or labels than the current ones"
+OLDER_FEATURES = "trained on kept sets of older embeddings"
+REPRUNED = "trained on kept sets that have been pruned again or removed since"
+
+
+def identity(row) -> tuple:
+    return tuple(str(row[field]) for field in IDENTITY_FIELDS)
+
+
+def _csv_text(rows, header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RUN_FIELDS, lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def read_runs(results_dir) -> list[dict]:
+    """Rows of results/runs.csv. A last line cut off by a kill is dropped; rows of an older kwsprune's columns
+    are moved to the current ones (their new columns empty, so they are set aside)."""
+    path = Path(results_dir) / RUNS_FILE
+    if not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+        write_text(path, text)
+    reader = csv.DictReader(io.StringIO(text))
+    rows = list(reader)
+    header = reader.fieldnames or []
+    if header != RUN_FIELDS:
+        unknown = [field for field in header if field not in RUN_FIELDS]
+        if unknown or "test_acc" not in header:
+            raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
+                             f"move it aside and rerun, a new one is started")
+        rows = [{field: row.get(field) or "" for field in RUN_FIELDS} for row in rows]
+        write_text(path, _csv_text(rows, header=True))
+        log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), OLDER_SCHEMA)
+    return rows
+
+
+def append_rows(results_dir, rows: list[dict]) -> None:
+    """Append whole rows to runs.csv in one write, flushed to disk, then refresh the original's CSVs."""
+    path = Path(results_dir) / RUNS_FILE
+    text = _csv_text(rows, header=not path.exists())
+    with open(path, "a") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    write_history(results_dir, read_runs(results_dir))
+
+
+@dataclass(frozen=True)
+class CurrentInputs:
+    """What rows are checked against; None where the data root cannot tell (that check is then skipped)."""
+    data: str | None
+    features: str | None
+    kept: dict | None  # (set-up folder, kept file) -> kept id
+
+
+def current_inputs(data_root) -> CurrentInputs:
+    """The current training data, embeddings and kept sets of a data root, from their manifests."""
+    from kwsprune.embeddings import features_sha
+    from kwsprune.mfcc import data_id
+    from kwsprune.pruning import current_kept_ids
+
+    def attempt(get):
+        try:
+            return get()
+        except InputError:
+            return None
+
+    return CurrentInputs(attempt(lambda: data_id(data_root)), attempt(lambda: short_id(features_sha(data_root))),
+                         current_kept_ids(data_root))
+
+
+def _number(text: str):
+    return int(text) if text else None
+
+
+def set_aside_reason(row, current: CurrentInputs) -> str | None:
+    """Why a row does not describe the current inputs, or None when it does."""
+    if not row["kept"]:
+        return OLDER_SCHEMA
+    if current.data is not None and row["data"] != current.data:
+        return OTHER_DATA
+    if row["kept"] == WHOLE_SET or current.kept is None:
+        return None
+    if row["features"] != current.features:
+        return OLDER_FEATURES
+    folder = pruning_folder(int(row["k"]), int(row["n_init"]), int(row["prune_seed"]), _number(row["pca"]))
+    if current.kept.get((folder, kept_file(row["method"], int(row["k"]), float(row["ratio"])))) != row["kept"]:
+        return REPRUNED
+    return None
+
+
+def set_aside(rows, current: CurrentInputs) -> tuple[list[dict], Counter]:
+    """(the rows of the current inputs, how many others there are by reason)."""
+    reasons = Counter()
+    kept = []
+    for row in rows:
+        reason = set_aside_reason(row, current)
+        if reason is None:
+            kept.append(row)
+        else:
+            reasons[reason] += 1
+    return kept, reasons
+
+
+def describe_set_aside(reasons: Counter, path) -> str | None:
+    """One line on the rows set aside, or None when there are none."""
+    if not reasons:
+        return None
+    parts = "; ".join(f"{count} {reason}" for reason, count in reasons.most_common())
+    return f"{path}: {sum(reasons.values())} rows set aside ({parts}); they stay in the file"
+
+
+def study_key(row) -> tuple:
+    return tuple(str(row[field]) for field in RECIPE_FIELDS + SETUP_FIELDS)
+
+
+def studies(rows) -> dict[tuple, list[dict]]:
+    """Rows by study: one recipe on one dataset with one pruning set-up. Runs on the whole training set (random
+    at ratio 1.0) have no set-up: they belong to every study of their recipe."""
+    by_recipe: dict[tuple, list[dict]] = {}
+    for row in rows:
+        by_recipe.setdefault(tuple(str(row[f]) for f in RECIPE_FIELDS), []).append(row)
+    out = {}
+    for recipe, members in by_recipe.items():
+        whole = [row for row in members if row["kept"] == WHOLE_SET]
+        setups: dict[tuple, list[dict]] = {}
+        for row in members:
+            if row["kept"] != WHOLE_SET:
+                setups.setdefault(tuple(str(row[f]) for f in SETUP_FIELDS), []).append(row)
+        for setup, pruned in (setups or {("",) * len(SETUP_FIELDS): []}).items():
+            out[recipe + setup] = pruned + whole
+    return out
+
+
+def study_id(key: tuple) -> str:
+    return hashlib.sha256("\x1f".join(key).encode()).hexdigest()[:12]
+
+
+def describe_study(key: tuple) -> str:
+    """A study in words, e.g. 'tiny, torch, lr 0.005, batch auto, <= 170 epochs, restore always, float32, seed 0;
+    data 1a2b3c4d5e6f; embeddings 0a1b2c3d4e5f, k-means n_init 10, pruning seed 0'."""
+    f = dict(zip(RECIPE_FIELDS + SETUP_FIELDS, key))
+    text = (f"{f['model']}, {f['engine']}, lr {f['learning_rate']}, batch {f['batch_size']}, <= {f['max_epochs']} epochs, "
+            f"restore {f['restore_best']}, {f['dtype']}, seed {f['seed']}; data {f['data']}")
+    if f["features"]:
+        text += f"; embeddings {f['features']}, k-means n_init {f['n_init']}, pruning seed {f['prune_seed']}"
+        text += f", PCA {f['pca']}" if f["pca"] else ""
+    return text
+
+
+def _history_line(row) -> str:
+    return f"{row['test_loss']},{row['test_acc']},{row['epochs']}\n"
+
+
+def write_history(results_dir, rows) -> None:
+    """The original's per-configuration CSVs (test_loss, test_acc, epochs; no header), derived from the rows:
+    results/history/{study id}/history_{model}_prune_{n}_K{k}_{method}_{ratio}.csv, with study.json beside them."""
+    for key, members in studies(rows).items():
+        folder = Path(results_dir) / HISTORY_DIR / study_id(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        record = {**dict(zip(RECIPE_FIELDS + SETUP_FIELDS, key)), "description": describe_study(key)}
+        write_text(folder / "study.json", json.dumps(record, indent=1) + "\n")
+        files: dict[str, list[str]] = {}
+        for row in members:
+            name = history_file(row["model"], row["n"], _number(row["k"]), row["method"], row["ratio"])
+            files.setdefault(name, []).append(_history_line(row))
+        for name, lines in files.items():
+            write_text(folder / name, "".join(lines))
+
+
+def write_original_history(results_dir, rows, ks) -> list[str]:
+    """The original's own files for one study's rows, where its Plots/plot_all.jl reads them:
+    results/history_tiny_prune_{N}_K{K}_{simple|hard|normal}_{ratio}.csv (runs on the whole training set once
+    for each K of `ks`, as the original wrote them). Methods the original did not have are left out; the files
+    are rewritten whole, and results/history_original_names.json says which study they hold."""
+    files: dict[str, list[str]] = {}
+    for row in rows:
+        if row["method"] not in ORIGINAL_NAMES:
+            continue
+        for k in [row["k"]] if row["k"] else ks:
+            name = history_file(row["model"], row["n"], k, ORIGINAL_NAMES[row["method"]], row["ratio"])
+            files.setdefault(name, []).append(_history_line(row))
+    for name, lines in files.items():
+        write_text(Path(results_dir) / name, "".join(lines))
+    keys = {study_key(row) for row in rows if row["kept"] != WHOLE_SET} or {study_key(row) for row in rows}
+    record = {"studies": sorted(describe_study(key) for key in keys), "files": sorted(files)}
+    write_text(Path(results_dir) / ORIGINAL_HISTORY_RECORD, json.dumps(record, indent=1) + "\n")
+    return sorted(files)

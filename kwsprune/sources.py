@@ -73,7 +73,7 @@ def read_split_lists(root: Path, hint: str) -> dict[str, set[str]]:
         list_path = root / name
         if not list_path.exists():
             raise InputError(f"{list_path} is missing: {hint}")
-        lists[split] = set(list_path.read_text().split())
+        lists[split] = {line.strip() for line in list_path.read_text().splitlines() if line.strip()}  # names may hold spaces
     return lists
 
 

@@ -21,7 +21,7 @@ def load(root, name):
 
 
 def files(root, split):
-    return (root / "Dataset_as_Numpy" / f"{split}_files.txt").read_text().split()
+    return (root / "Dataset_as_Numpy" / f"{split}_files.txt").read_text().splitlines()
 
 
 def fail(argv, capsys) -> str:
@@ -214,12 +214,13 @@ def test_folder_split_by_speaker_when_the_hash_leaves_a_split_empty(tmp_path, ca
 
 def test_folder_split_by_lists(tmp_path, capsys):
     write_tone_folder(tmp_path / "tones", 16000, n_speakers=4)
+    (tmp_path / "tones" / "mid").rename(tmp_path / "tones" / "zoom in")  # as in Arabic Speech Commands
     prepare = ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones"), "--split", "lists"]
     assert "validation_list.txt is missing" in fail(prepare, capsys)
-    (tmp_path / "tones" / "validation_list.txt").write_text("low/spk1_nohash_0.wav\nmid/spk1_nohash_0.wav\n")
+    (tmp_path / "tones" / "validation_list.txt").write_text("low/spk1_nohash_0.wav\nzoom in/spk1_nohash_0.wav\n")
     (tmp_path / "tones" / "testing_list.txt").write_text("high/spk2_nohash_0.wav\n")
     prepare_dataset.main(prepare)
-    assert files(tmp_path, "valid") == ["low/spk1_nohash_0.wav", "mid/spk1_nohash_0.wav"]
+    assert files(tmp_path, "valid") == ["low/spk1_nohash_0.wav", "zoom in/spk1_nohash_0.wav"]
     assert files(tmp_path, "test") == ["high/spk2_nohash_0.wav"] and len(files(tmp_path, "train")) == 9
 
 

@@ -35,7 +35,8 @@ def main(argv=None):
     parser.add_argument("--speaker-regex", default=SPEAKER_REGEX, help="folder source: regex whose first group is the speaker id")
     parser.add_argument("--no-resample", dest="resample", action="store_false", help="refuse clips not at 16 kHz instead of resampling them")
     parser.add_argument("--n-speakers", type=int, default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=SEED, help="synth: random seed; folder --split speakers: the speakers' order (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="synth: random seed; folder --split speakers: the speakers' order (default: %(default)s)")
     parser.add_argument("--download", action="store_true", help="speech_commands: fetch the official archive into --path")
     parser.add_argument("--version", default=VERSION, choices=("0.01", "0.02"), help="speech_commands --download version")
     parser.add_argument("--threads", type=int, default=THREADS, help="file reading threads (default: %(default)s)")

@@ -85,7 +85,8 @@ def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
     cached = folder / "el2n_scores.npy"
     return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k,
                   model_scores={"el2n": lambda: np.load(cached) if cached.exists() else el2n_scores(*data(), N_CLASSES, 0),
-                                "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0, replace(SCORE_CONFIG, max_epochs=max_epochs))})
+                                "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0,
+                                                                        replace(SCORE_CONFIG, max_epochs=max_epochs))})
 
 
 def measure(path: str, method: str, k: int, max_epochs: int) -> dict:

@@ -9,13 +9,14 @@ import datetime
 import hashlib
 import json
 import os
+import shlex
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from kwsprune import __version__
-from kwsprune.paths import MANIFEST
+from kwsprune.paths import MANIFEST, REPO_ROOT
 from kwsprune.validation import InputError
 
 
@@ -59,19 +60,47 @@ def _describe(path: Path) -> dict:
     return record
 
 
-def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str], manifest_name=MANIFEST) -> dict:
-    """Record how the `files` in `folder` were made: by `step`, with `params`, from `inputs` (name -> sha256)."""
+def command_line(script: str, data_root, flags: dict) -> str:
+    """`python script --flag value ...` as a user types it: --data-root unless it is the repository, then every
+    flag whose value is not None or False (True: the bare flag; a list: its values)."""
+    parts = [f"python {script}"]
+    if Path(data_root).resolve() != REPO_ROOT:
+        parts.append(f"--data-root {shlex.quote(str(data_root))}")
+    for flag, value in flags.items():
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in value)]))
+        elif value is not None and value is not False:
+            parts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
+def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str], manifest_name=MANIFEST,
+                   command: str | None = None) -> dict:
+    """Record how the `files` in `folder` were made: by `step`, with `params`, from `inputs` (name -> sha256), and the
+    command that makes them again."""
     folder = Path(folder)
     manifest = {
         "step": step,
         "kwsprune_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
         "params": params,
         "inputs": inputs,
         "files": {name: _describe(folder / name) for name in files},
     }
     write_text(folder / manifest_name, json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def rerun(folder, made_by: str, manifest_name=MANIFEST) -> str:
+    """What makes `folder`'s outputs again: 're-run' and the command its manifest recorded, else the script."""
+    try:
+        command = json.loads((Path(folder) / manifest_name).read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        command = None
+    return f"re-run {command or made_by}"
 
 
 def read_manifest(folder, made_by: str, manifest_name=MANIFEST) -> dict:
@@ -85,20 +114,20 @@ def read_manifest(folder, made_by: str, manifest_name=MANIFEST) -> dict:
         raise InputError(f"{path} is not valid JSON ({err}): re-run {made_by}") from None
 
 
-def verify_file(folder, name: str, made_by: str, manifest_name=MANIFEST) -> str:
-    """Check that `folder/name` is the file its manifest recorded; return its sha256."""
+def verify_file(folder, name: str, made_by: str, manifest_name=MANIFEST, fix: str | None = None) -> str:
+    """Check that `folder/name` is the file its manifest recorded; return its sha256. `fix`: the command to suggest
+    (default: the one the manifest recorded)."""
     folder = Path(folder)
     record = read_manifest(folder, made_by, manifest_name)["files"].get(name)
     path = folder / name
+    fix = fix or rerun(folder, made_by, manifest_name)
     if record is None:
-        raise InputError(f"{folder / manifest_name} does not list {name}: re-run {made_by}")
+        raise InputError(f"{folder / manifest_name} does not list {name}: {fix}")
     if not path.exists():
-        raise InputError(f"{path} is missing: re-run {made_by}")
+        raise InputError(f"{path} is missing: {fix}")
     sha = file_sha256(path)
     if sha != record["sha256"]:
-        raise InputError(
-            f"{path} does not match {folder / manifest_name} (it changed after {made_by} wrote it): re-run {made_by}"
-        )
+        raise InputError(f"{path} does not match {folder / manifest_name} (it changed after {made_by} wrote it): {fix}")
     return sha
 
 
@@ -107,7 +136,7 @@ def recorded_sha(folder, name: str, made_by: str, manifest_name=MANIFEST) -> str
     only needs to know which version its inputs came from, not their content."""
     record = read_manifest(folder, made_by, manifest_name)["files"].get(name)
     if record is None:
-        raise InputError(f"{Path(folder) / manifest_name} does not list {name}: re-run {made_by}")
+        raise InputError(f"{Path(folder) / manifest_name} does not list {name}: {rerun(folder, made_by, manifest_name)}")
     return record["sha256"]
 
 
@@ -135,5 +164,6 @@ def check_computed_from(folder, made_by: str, upstream_folder, upstream_name: st
     recorded = read_manifest(folder, made_by, manifest_name)["inputs"].get(key)
     if recorded != upstream_sha:
         raise InputError(
-            f"{Path(folder)} was computed from a different {key} than the current one: {fix or f're-run {made_by}'}"
+            f"{Path(folder)} was computed from a different {key} than the current one: "
+            f"{fix or rerun(folder, made_by, manifest_name)}"
         )

@@ -202,14 +202,15 @@ def sweep(data_root, ns, methods, ratios, ks=(10,), repeats: int = 100, seed: in
         raise InputError(f"--repeats {repeats}: give a whole number >= 1")
     runs = list(dict.fromkeys(run_for(method, ratio, k, n, repeat) for repeat in range(repeats) for n in ns
                               for method in methods for k in ks for ratio in ratios))
-    for k in ks:
-        setup = PruningSetup(k, n_init, seed, pca)
-        missing = [run for run in runs if run.k == k and not is_made(data_root, setup, run.method, run.ratio)]
-        if missing:
-            run_pruning(data_root, sorted({run.method for run in missing}), sorted({run.ratio for run in missing}), [k],
-                        seed, n_init, pca)
-        if original_names:
-            export_original_names(data_root, setup, methods, [r for r in ratios if r < 1])
+    needed = {(run.k, run.method, run.ratio) for run in runs if run.k is not None}
+    missing = [(k, method, ratio) for k, method, ratio in needed
+               if not is_made(data_root, PruningSetup(k, n_init, seed, pca), method, ratio)]
+    if missing:
+        run_pruning(data_root, sorted({m for _, m, _ in missing}), sorted({r for _, _, r in missing}),
+                    sorted({k for k, _, _ in missing}), seed, n_init, pca)
+    if original_names:
+        for k in ks:
+            export_original_names(data_root, PruningSetup(k, n_init, seed, pca), methods, [r for r in ratios if r < 1])
     return run_classifications(data_root, runs, seed=seed, n_init=n_init, pca=pca,
                                original_names_for=list(ks) if original_names else None, **kwargs)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, load_verified, save_npy, write_manifest, write_text
+from kwsprune.artefacts import atomic_output, command_line, load_verified, save_npy, write_manifest, write_text
 from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, SPLITS, step_dir
 from kwsprune.validation import InputError, check_labels, check_same_length, check_waveforms
 
@@ -37,7 +37,7 @@ def check_clips(clips, class_names, source: str, fix: str) -> None:
         raise InputError(f"{source}: the classes {empty} have no training clips: add clips or leave those classes out")
 
 
-def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int = 4) -> dict:
+def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int = 4, command: str | None = None) -> dict:
     """Load every clip with `load(clip) -> (16000,) float32` and write the split arrays and manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int 
         files += [f"{split}_x.npy", f"{split}_y.npy", f"{split}_speakers.npy", f"{split}_files.txt"]
         log.info("%s: %d clips", split, len(split_clips))
     write_text(out_dir / "labels.json", json.dumps(list(class_names), indent=1) + "\n")
-    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"])
+    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"], command=command)
 
 
 def load_split(data_root, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +90,7 @@ def class_names(data_root) -> list[str]:
     return json.loads(path.read_text())
 
 
-def import_arrays(source_dir, out_dir, params: dict, how: str = "none") -> dict:
+def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command: str | None = None) -> dict:
     """Bring your own arrays (the original project's way): check {split}_x/_y.npy, normalise each clip as `how`
     says (none: as they are) and write them with a manifest."""
     from kwsprune.audio import normalise
@@ -122,7 +122,7 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none") -> dict:
         save_npy(out_dir / f"{split}_y.npy", np.asarray(arrays[split, "y"], dtype=np.int64))
         files += [f"{split}_x.npy", f"{split}_y.npy"]
     write_text(out_dir / "labels.json", json.dumps([str(i) for i in range(n_classes)], indent=1) + "\n")
-    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"])
+    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"], command=command)
 
 
 SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
@@ -151,6 +151,11 @@ def prepare_dataset(
     if split != "hash" and source != "folder":
         raise InputError(f"--split {split} is for --source folder; {source} has its own split")
     params = {"source": source, "path": None if path is None else str(Path(path).resolve()), "normalise": how}
+    command = command_line(MADE_BY, data_root, {
+        "--source": source, "--path": params["path"], "--words": words if source in ("speech_commands", "synth") else None,
+        "--speaker-regex": speaker_regex, "--no-resample": not resample, "--split": split if source == "folder" else None,
+        "--n-speakers": n_speakers if source == "synth" else None,
+        "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how})
     load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
     fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
@@ -178,8 +183,8 @@ def prepare_dataset(
         params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
         fix = "raise --n-speakers"
     elif source == "numpy":
-        return import_arrays(path, out_dir, params, how)
+        return import_arrays(path, out_dir, params, how, command)
     else:
         raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
     check_clips(clips, names, f"{path or 'synth'}", fix)
-    return write_dataset(out_dir, clips, names, load, params, threads)
+    return write_dataset(out_dir, clips, names, load, params, threads, command)

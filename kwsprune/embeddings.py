@@ -14,7 +14,8 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, check_computed_from, input_key, recorded_sha, verify_file, write_manifest
+from kwsprune.artefacts import (atomic_output, check_computed_from, command_line, input_key, recorded_sha, verify_file,
+                                write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import pick_device
 from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, FEATURES_FILE, SAMPLE_RATE, clips_file, step_dir
@@ -140,7 +141,8 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
               "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
     inputs = {input_key(dataset_dir, clips_file("train")): clips_sha}
-    return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE])
+    command = command_line(MADE_BY, data_root, {"--model": model, "--layer": layer, "--pooling": pooling, "--dtype": dtype})
+    return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE], command=command)
 
 
 def features_sha(data_root, read: bool = False) -> str:

@@ -12,8 +12,8 @@ import numpy as np
 import scipy.fft
 from tqdm import tqdm
 
-from kwsprune.artefacts import (atomic_output, check_computed_from, input_key, load_verified, recorded_sha, short_id,
-                                verify_file, write_manifest)
+from kwsprune.artefacts import (atomic_output, check_computed_from, command_line, input_key, load_verified, recorded_sha,
+                                short_id, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.dataset import class_names
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, clips_file, labels_file, mfcc_file, step_dir
@@ -112,7 +112,8 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
             out.flush()
             del out
         files.append(out_name)
-    return write_manifest(out_dir, "extract_mfccs", params, inputs, files)
+    command = command_line(MADE_BY, data_root, {"--numcep": params["numcep"], "--nfilt": params["nfilt"]})
+    return write_manifest(out_dir, "extract_mfccs", params, inputs, files, command=command)
 
 
 def load_mfccs(data_root, split: str) -> np.ndarray:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsprune.artefacts import (check_computed_from, input_key, load_verified, read_manifest, save_npy, short_id,
-                                verify_file, write_manifest, write_text)
+from kwsprune.artefacts import (check_computed_from, command_line, input_key, load_verified, read_manifest, save_npy,
+                                short_id, verify_file, write_manifest, write_text)
 from kwsprune.dataset import load_labels
 from kwsprune.embeddings import features_sha
 from kwsprune.methods import MODEL_SCORES, ORIGINAL_NAMES, Inputs, method_name, run_method
@@ -39,11 +39,10 @@ class PruningSetup:
     def folder(self, data_root) -> Path:
         return step_dir(data_root, PRUNED_DIR) / pruning_folder(self.k, self.n_init, self.seed, self.pca)
 
-    def command(self, methods, ratios) -> str:
+    def command(self, data_root, methods, ratios) -> str:
         """The pruning.py command that makes the kept sets of these methods and ratios."""
-        pca = f" --pca {self.pca}" if self.pca else ""
-        return (f"run pruning.py --k {self.k} --n-init {self.n_init} --seed {self.seed}{pca} "
-                f"--methods {' '.join(methods)} --ratios {' '.join(str(r) for r in ratios)}")
+        return command_line(MADE_BY, data_root, {"--k": self.k, "--n-init": self.n_init, "--seed": self.seed,
+                                                 "--pca": self.pca, "--methods": methods, "--ratios": ratios})
 
 
 def check_ratio(ratio: float) -> None:
@@ -100,7 +99,7 @@ def _prune(data_root, setup: PruningSetup, methods, ratios, method_inputs: Input
                 files.append(scores_file(method, setup.k))
             log.info("k %d, %s ratio %s: kept %d of %d clips", setup.k, method, ratio, len(kept), len(clusters))
     files += _earlier_files(out_dir, inputs, files)
-    return write_manifest(out_dir, "pruning", asdict(setup), inputs, files)
+    return write_manifest(out_dir, "pruning", asdict(setup), inputs, files, command=setup.command(data_root, methods, ratios))
 
 
 def _earlier_files(out_dir, inputs, files) -> list[str]:
@@ -175,12 +174,12 @@ def load_kept(data_root, setup: PruningSetup, method: str, ratio: float) -> tupl
     method, folder = method_name(method), setup.folder(data_root)
     check_ratio(ratio)
     name = kept_file(method, setup.k, ratio)
-    fix = setup.command([method], [ratio])
+    fix = f"run {setup.command(data_root, [method], [ratio])}"
     if not (folder / MANIFEST).exists() or name not in read_manifest(folder, MADE_BY)["files"]:
         raise InputError(f"{folder / name} was not made: {fix}")
     check_computed_from(folder, MADE_BY, step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE, features_sha(data_root),
                         fix=fix)
-    sha = verify_file(folder, name, MADE_BY)
+    sha = verify_file(folder, name, MADE_BY, fix=fix)
     return np.load(folder / name), short_id(sha)
 
 

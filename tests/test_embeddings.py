@@ -93,5 +93,5 @@ def test_a_model_that_cannot_be_loaded_says_how_to_get_it(fresh_demo_root, tmp_p
 def test_features_from_other_clips_are_refused(fresh_demo_root):
     extract_embeddings.main(["--data-root", str(fresh_demo_root), "--model", "speech-embedding"])
     prepare_dataset.main(["--data-root", str(fresh_demo_root), "--source", "synth", "--n-speakers", "40", "--seed", "3"])
-    with pytest.raises(InputError, match="re-run extract_embeddings.py"):
+    with pytest.raises(InputError, match="re-run python extract_embeddings.py --data-root .* --model speech-embedding --pooling mean"):
         load_features(fresh_demo_root)

@@ -92,11 +92,13 @@ def test_step_writes_kept_indices_and_refuses_stale_features(fresh_features_root
     # a second run with other ratios keeps the first run's files listed
     pruning.main(["--data-root", str(root), "--k", "5", "--ratios", "0.2", "--methods", "simple"])
     assert len(load(root, "keep_hard", 5, 0.1)) > len(load(root, "keep_hard", 5, 0.2))
-    with pytest.raises(InputError, match="was not made: run pruning.py --k 5 --n-init 10 --seed 0 --methods keep_hard --ratios 0.25"):
+    with pytest.raises(InputError, match="was not made: run python pruning.py --data-root .* --k 5 --n-init 10 --seed 0 "
+                                         "--methods keep_hard --ratios 0.25"):
         load(root, "keep_hard", 5, 0.25)
     extract_embeddings.main(["--data-root", str(root), "--model", "speech-embedding", "--pooling", "flatten"])
     with pytest.raises(InputError, match="computed from a different wav2vec_features/train_features.npy than the current "
-                                         "one: run pruning.py --k 5 --n-init 10 --seed 0 --methods keep_hard --ratios 0.3"):
+                                         "one: run python pruning.py --data-root .* --k 5 --n-init 10 --seed 0 --methods "
+                                         "keep_hard --ratios 0.3"):
         load(root, "keep_hard", 5, 0.3)
 
 

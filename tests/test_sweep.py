@@ -4,6 +4,7 @@ chance flags and the plots."""
 import csv
 import importlib.util
 import logging
+import shlex
 
 import numpy as np
 import pytest
@@ -157,10 +158,11 @@ def test_one_configuration_the_whole_set_and_the_plots(fresh_features_root, caps
     root = fresh_features_root
     with pytest.raises(SystemExit):  # the pruning for k = 4 was never run: the error says the command that makes it
         classification_pruning.main(["--data-root", str(root), "--n", "all", "--method", "keep_hard", "--k", "4"])
-    suggested = capsys.readouterr().err.strip().split("run pruning.py ")[1].split()
-    assert suggested == ["--k", "4", "--n-init", "10", "--seed", "0", "--methods", "keep_hard", "--ratios", "0.2"]
-    pruning.main(["--data-root", str(root), *suggested])
-    pruning.main(["--data-root", str(root), *suggested[:-4], "--methods", "random", "--ratios", "0.2"])
+    suggested = shlex.split(capsys.readouterr().err.strip().split("run python pruning.py ")[1])
+    assert suggested == ["--data-root", str(root), "--k", "4", "--n-init", "10", "--seed", "0", "--methods", "keep_hard",
+                         "--ratios", "0.2"]
+    pruning.main(suggested)
+    pruning.main([*suggested[:-4], "--methods", "random", "--ratios", "0.2"])
     train = ["--data-root", str(root), "--n", "all", "--k", "4", "--repeats", "2", "--max-epochs", "2"]
     classification_pruning.main([*train, "--method", "keep_hard", "--ratio", "0.2"])
     classification_pruning.main([*train, "--method", "normal", "--ratio", "0.2"])
@@ -181,7 +183,7 @@ def test_one_configuration_the_whole_set_and_the_plots(fresh_features_root, caps
         assert (root / "Plots" / f"{name}.svg").exists()
     plot(root, "--k", "4")  # the cluster picture's default ratio, 0.3, was never pruned: the rest is drawn
     table = capsys.readouterr().out
-    assert "skipped the cluster picture of keep_hard at ratio 0.3" in table and "run pruning.py --k 4" in table
+    assert "skipped the cluster picture of keep_hard at ratio 0.3" in table and "run python pruning.py --data-root" in table
     assert "keep_hard" in table
 
 

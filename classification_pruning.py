@@ -11,10 +11,11 @@ per-configuration CSVs under results/history/. Early-stopped on the validation s
 
 import argparse
 
-from kwsprune.classify import parse_n, run_classifications, run_for
+from kwsprune.classify import run_classifications
 from kwsprune.cli import add_pruning_flags, add_training_flags, run_step, training_config
 from kwsprune.methods import method_name
 from kwsprune.paths import REPO_ROOT
+from kwsprune.runs import parse_n, run_for
 
 DATA_ROOT = REPO_ROOT
 N = "400"              # clips drawn from the kept ones, or "all"

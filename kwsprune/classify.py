@@ -1,16 +1,10 @@
-"""Steps 4-5: runs of the CNN on pruned training sets, and the resumable sweep over them.
-
-A run is (method, ratio, k, n, repeat) under one recipe: draw n clips at random from the clips kept by
-`method` at `ratio` (the original's equal-N comparison; n = "all" trains on every kept clip), train,
-evaluate on the full test split. Runs with the same repeat share their model initialisation across
-methods, so comparisons are paired. Rows go to the results store (kwsprune.results), keyed by all
-they were computed from.
+"""Steps 4-5: runs (kwsprune.runs) of the CNN trained in batched jobs under one recipe, evaluated on the full test
+split, their rows in the results store (kwsprune.results); and the resumable sweep over many runs.
 """
 
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -26,50 +20,13 @@ from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, export_original_names, is_made, load_kept, run_pruning
 from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, identity, read_runs,
                               set_aside, studies, write_original_history)
+from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
 MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
 ENGINES = ("torch", "keras")
-
-
-@dataclass(frozen=True)
-class Run:
-    method: str
-    ratio: float
-    k: int | None  # None: the run draws from the whole training set
-    n: str         # a number of clips, or "all"
-    repeat: int
-
-
-def run_for(method: str, ratio: float, k: int, n: str, repeat: int) -> Run:
-    """The run a request means. Random draws from the whole training set (ratio 1.0, no k) when n is a number
-    (the original's "normal" runs of equal N) or when the ratio is 1.0 (with n = "all": the whole set)."""
-    if method == "random" and (n != "all" or ratio == 1.0):
-        return Run("random", 1.0, None, n, repeat)
-    return Run(method, ratio, k, n, repeat)
-
-
-def parse_n(value) -> str:
-    """'all' or a positive whole number of clips, as the text used in file names."""
-    text = str(value)
-    if text != "all" and not (text.isdigit() and int(text) > 0):
-        raise InputError(f"--n {text!r}: give a positive number of clips or 'all'")
-    return text
-
-
-def draw(pool: np.ndarray, n: str, seed: int, repeat: int) -> np.ndarray:
-    """n indices from `pool`, uniformly and seeded by (seed, repeat), sorted; every index can be drawn."""
-    if n == "all":
-        return np.sort(pool)
-    if int(n) > len(pool):
-        raise InputError(f"--n {n} is more than the {len(pool)} clips kept: lower --n or the ratio")
-    return np.sort(np.random.default_rng([seed, repeat]).choice(pool, size=int(n), replace=False))
-
-
-def model_seed(seed: int, repeat: int) -> int:
-    return seed * 1_000_003 + repeat
 
 
 def start_engine(engine: str, device: str, config: TrainConfig):

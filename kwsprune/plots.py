@@ -17,9 +17,10 @@ from scipy import stats  # noqa: E402
 
 from kwsprune.chance import verdict  # noqa: E402
 from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
-from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, step_dir  # noqa: E402
+from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
 from kwsprune.results import (current_inputs, describe_set_aside, describe_study, read_runs, set_aside,  # noqa: E402
                               studies, study_id)
+from kwsprune.runs import run_for  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,12 @@ def plot_curves(rows, folder, suffix: str = "", title: str = "") -> list[str]:
     return written
 
 
+def _random_baseline(ratio: str, k: str, n: str) -> tuple[str, str]:
+    """(ratio, k) of the random runs a configuration is compared with."""
+    run = run_for("random", float(ratio), int(k) if k else None, n, 0)
+    return format_ratio(run.ratio), "" if run.k is None else str(run.k)
+
+
 def summary_table(rows) -> str:
     """Per N: each method's mean accuracy and standard deviation, its difference to random, a paired t-test over
     repeats, and a flag where the result is not clearly above chance."""
@@ -135,8 +142,7 @@ def summary_table(rows) -> str:
         by_n.setdefault(row["n"], []).append(row)
     for n in sorted(by_n, key=lambda v: (v == "all", int(v) if v != "all" else 0)):
         configs = group(by_n[n], lambda r: int(r["repeat"]))
-        # the random baseline: for a number N, random on the whole training set; for n = all, random at the same
-        # ratio and k (a random subset as large as the method's)
+        # the random baseline of a configuration: the run random makes of the same ratio, k and N (kwsprune.runs)
         random_acc = {(ratio, k): {rep: float(rs[0]["test_acc"]) for rep, rs in by_repeat.items()}
                       for (method, ratio, k), by_repeat in configs.items() if method == "random"}
         for (method, ratio, k), by_repeat in sorted(configs.items()):
@@ -144,7 +150,7 @@ def summary_table(rows) -> str:
             values = list(acc.values())
             sd = np.std(values, ddof=1) if len(values) > 1 else 0.0
             line = f"{n:>6s} {method:>30s} {ratio:>6s} {k or '-':>4s} {len(acc):5d} {np.mean(values):9.4f} {sd:7.4f}"
-            baseline = random_acc.get((ratio, k) if n == "all" else ("1.0", ""))
+            baseline = random_acc.get(_random_baseline(ratio, k, n))
             if method != "random" and baseline:
                 paired = sorted(set(acc) & set(baseline))
                 diff = np.mean([acc[r] - baseline[r] for r in paired]) if paired else float("nan")

@@ -14,10 +14,10 @@ import extract_embeddings
 import pruning
 import run_all_classifications
 from kwsprune.chance import verdict, wilson_lower
-from kwsprune.classify import draw
 from kwsprune.paths import REPO_ROOT
 from kwsprune.pruning import PruningSetup, load_kept
 from kwsprune.results import RUN_FIELDS
+from kwsprune.runs import draw
 from kwsprune.validation import InputError
 
 SWEEP = ["--n", "40", "--ratios", "0.3", "--repeats", "2", "--k", "4", "--max-epochs", "2"]

@@ -34,6 +34,7 @@ benchmark: $(VENV)
 	$(PY) benchmarks/mfcc_speed.py
 	$(PY) benchmarks/pruning_speed.py --max-epochs 10  # forgetting capped: a full run is up to an hour
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/original_differences.py --data-root .
 
 clean-demo:
 	find Dataset_as_Numpy wav2vec_features MFCCs y_pruned results -type f ! -name .gitkeep -delete

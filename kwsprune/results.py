@@ -36,6 +36,8 @@ RUN_FIELDS = IDENTITY_FIELDS + RESULT_FIELDS
 # a study: one recipe on one dataset with one pruning set-up; its rows are compared with each other
 RECIPE_FIELDS = ["model", "engine", "learning_rate", "batch_size", "max_epochs", "restore_best", "dtype", "seed", "data"]
 SETUP_FIELDS = ["features", "n_init", "prune_seed", "pca"]
+# what the kwsprune before run identities always trained with: its rows are moved to the current columns with these
+OLDER_RECIPE = {"model": "tiny", "learning_rate": "0.005", "restore_best": "always", "dtype": "float32"}
 ORIGINAL_HISTORY_RECORD = "history_original_names.json"  # results/: which study the original-name CSVs hold
 
 OLDER_SCHEMA = "written by an older kwsprune, with no record of their kept set"
@@ -75,7 +77,8 @@ def read_runs(results_dir) -> list[dict]:
         if unknown or "test_acc" not in header:
             raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
                              f"move it aside and rerun, a new one is started")
-        rows = [{field: row.get(field) or "" for field in RUN_FIELDS} for row in rows]
+        rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE, "batch_used": row.get("batch_size") or ""}
+                for row in rows]
         write_text(path, _csv_text(rows, header=True))
         log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), OLDER_SCHEMA)
     return rows

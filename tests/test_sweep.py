@@ -196,6 +196,7 @@ def test_an_older_runs_csv_is_kept_and_set_aside(fresh_features_root, caplog):
     written = sweep(root, "--methods", "keep_hard", "--repeats", "1")
     assert "1 rows set aside (1 written by an older kwsprune" in caplog.text
     assert len(written) == 2 and written[0]["method"] == "keep_hard" and written[0]["kept"] == ""
+    assert (written[0]["model"], written[0]["batch_used"]) == ("tiny", "512")  # what the older kwsprune trained
     (root / "results" / "runs.csv").write_text("who,what\n1,2\n")
     with pytest.raises(SystemExit):
         sweep(root)

@@ -77,8 +77,8 @@ def read_runs(results_dir) -> list[dict]:
         if unknown or "test_acc" not in header:
             raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
                              f"move it aside and rerun, a new one is started")
-        rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE, "batch_used": row.get("batch_size") or ""}
-                for row in rows]
+        rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
+                 "batch_used": row.get("batch_size") or ""} for row in rows]
         write_text(path, _csv_text(rows, header=True))
         log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), OLDER_SCHEMA)
     return rows

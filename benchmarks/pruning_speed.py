@@ -73,7 +73,7 @@ def write_mfccs(path: Path, n_clips: int, seed: int = 0) -> None:
         np.save(path / f"{name}.labels.npy", labels)
 
 
-def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
+def trained_inputs(folder: str, k: int, max_epochs: int, n_init: int) -> Inputs:
     """Inputs whose EL2N and forgetting scores train the Tiny CNN on the MFCCs in folder (no embeddings)."""
     from dataclasses import replace
 
@@ -83,13 +83,13 @@ def trained_inputs(folder: str, k: int, max_epochs: int) -> Inputs:
     labels = np.load(folder / "train.labels.npy")
     data = lambda: [np.load(folder / name) for name in ("train.npy", "train.labels.npy", "valid.npy", "valid.labels.npy")]  # noqa: E731
     cached = folder / "el2n_scores.npy"
-    return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k,
+    return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k, n_init=n_init,
                   model_scores={"el2n": lambda: np.load(cached) if cached.exists() else el2n_scores(*data(), N_CLASSES, 0),
                                 "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0,
                                                                         replace(SCORE_CONFIG, max_epochs=max_epochs))})
 
 
-def measure(path: str, method: str, k: int, max_epochs: int) -> dict:
+def measure(path: str, method: str, k: int, max_epochs: int, n_init: int) -> dict:
     """In a fresh process: one method at every default ratio on the memory-mapped features (or, for a
     method that trains, the MFCCs in the folder `path`)."""
     start_mb = memory_mb("RssAnon")
@@ -105,9 +105,9 @@ def measure(path: str, method: str, k: int, max_epochs: int) -> dict:
     sampler.start()
     began = time.perf_counter()
     if method in TRAINED_METHODS:
-        inputs = trained_inputs(path, k, max_epochs)
+        inputs = trained_inputs(path, k, max_epochs, n_init)
     else:
-        inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k)
+        inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k, n_init=n_init)
     for ratio in RATIOS:
         run_method(method, inputs, ratio, np.random.default_rng(0))
     seconds = time.perf_counter() - began
@@ -126,11 +126,12 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--frames", type=int, default=49, help="frames per clip in the flattened case")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--n-init", type=int, default=10, help="k-means starts (default: %(default)s, pruning.py's)")
     parser.add_argument("--max-epochs", type=int, default=170, help="cap of the forgetting run (the recipe's 170)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # the child process's mode: PATH METHOD
     args = parser.parse_args(argv)
     if args.measure:
-        print(json.dumps(measure(*args.measure, args.k, args.max_epochs)))
+        print(json.dumps(measure(*args.measure, args.k, args.max_epochs, args.n_init)))
         return
 
     print(f"{'case':<10s} {'features':>24s} {'method':<22s} {'seconds':>8s} {'private MB':>10s} {'resident MB':>11s}"
@@ -149,7 +150,8 @@ def main(argv=None):
                 shape = f"{args.n_clips} x {dim} {np.dtype(dtype).name}"
             for method in methods:
                 child = subprocess.run([sys.executable, __file__, "--measure", str(path), method, "--k", str(args.k),
-                                        "--max-epochs", str(args.max_epochs)], capture_output=True, text=True, check=True)
+                                        "--max-epochs", str(args.max_epochs), "--n-init", str(args.n_init)],
+                                       capture_output=True, text=True, check=True)
                 result = json.loads(child.stdout.strip().splitlines()[-1])
                 print(f"{case:<10s} {shape:>24s} {method:<22s} {result['seconds']:8.1f} {result['private_mb']:10.0f} "
                       f"{result['resident_mb']:11.0f} {result['start_mb']:10.0f}", flush=True)

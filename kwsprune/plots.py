@@ -35,9 +35,10 @@ def mean_ci(values) -> tuple[float, float]:
 
 
 def paired_p(values, baseline) -> float:
-    """p of a paired t-test; nan with fewer than two pairs or when every difference is the same."""
+    """p of a paired t-test; nan with fewer than three pairs (one degree of freedom makes any p possible) or when
+    every difference is the same."""
     differences = np.subtract(values, baseline)
-    if len(differences) < 2 or np.ptp(differences) == 0:
+    if len(differences) < 3 or np.ptp(differences) == 0:
         return float("nan")
     return float(stats.ttest_rel(values, baseline).pvalue)
 

@@ -50,13 +50,13 @@ def minmax_normalise(audio: np.ndarray) -> np.ndarray:
 NORMALISERS = {"peak": peak_normalise, "minmax": minmax_normalise, "none": lambda audio: np.asarray(audio, np.float32)}
 
 
-def normalise(audio: np.ndarray, how: str) -> np.ndarray:
-    """Clips normalised as --normalise says: peak (kwsprune's default), minmax (the original's) or none."""
+def normaliser(how: str):
+    """The per-clip normalisation --normalise names: peak (kwsprune's default), minmax (the original's) or none."""
     if how not in NORMALISERS:
         raise InputError(f"--normalise {how!r}: choose one of {', '.join(NORMALISERS)}")
-    return NORMALISERS[how](audio)
+    return NORMALISERS[how]
 
 
 def load_clip(path, resample: bool = True, how: str = "peak") -> np.ndarray:
     """A file as the pipeline stores it: (16000,) float32, normalised as `how` says."""
-    return normalise(fit_length(read_clip(path, resample)), how)
+    return normaliser(how)(fit_length(read_clip(path, resample)))

@@ -93,7 +93,7 @@ def class_names(data_root) -> list[str]:
 def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command: str | None = None) -> dict:
     """Bring your own arrays (the original project's way): check {split}_x/_y.npy, normalise each clip as `how`
     says (none: as they are) and write them with a manifest."""
-    from kwsprune.audio import normalise
+    from kwsprune.audio import normaliser
 
     source_dir = Path(source_dir)
     arrays = {}
@@ -116,7 +116,7 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
         with atomic_output(out_dir / f"{split}_x.npy") as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=x.shape)
             for start in range(0, len(x), 4096):
-                out[start:start + 4096] = normalise(x[start:start + 4096], how)
+                out[start:start + 4096] = normaliser(how)(x[start:start + 4096])
             out.flush()
             del out
         save_npy(out_dir / f"{split}_y.npy", np.asarray(arrays[split, "y"], dtype=np.int64))
@@ -126,7 +126,6 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
 
 
 SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
-FOLDER_SPLITS = ("hash", "speakers", "lists")
 
 
 def prepare_dataset(
@@ -139,15 +138,13 @@ def prepare_dataset(
     split (folder source): hash (Speech Commands' speaker hash), speakers (seeded speaker-grouped 80/10/10)
     or lists (validation_list.txt and testing_list.txt in the folder)."""
     from kwsprune import sources, synth
-    from kwsprune.audio import NORMALISERS, load_clip
-    from kwsprune.audio import normalise as normalised
+    from kwsprune.audio import load_clip, normaliser
 
     out_dir = step_dir(data_root, DATASET_DIR)
     if source != "synth" and path is None:
         raise InputError(f"--source {source} needs --path DIR")
     how = normalise or ("none" if source == "numpy" else "peak")
-    if how not in NORMALISERS:
-        raise InputError(f"--normalise {how!r}: choose one of {', '.join(NORMALISERS)}")
+    normalised = normaliser(how)
     if split != "hash" and source != "folder":
         raise InputError(f"--split {split} is for --source folder; {source} has its own split")
     params = {"source": source, "path": None if path is None else str(Path(path).resolve()), "normalise": how}
@@ -179,7 +176,7 @@ def prepare_dataset(
         word_list = sources.CORE_WORDS if words in ("core", "all") else words.split(",")
         clips, names = synth.synth_clips(n_speakers, seed, word_list)
         rate_hz, spoken = synth.speak_words(clips)
-        load = lambda clip: normalised(synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed), how)  # noqa: E731
+        load = lambda clip: normalised(synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed))  # noqa: E731
         params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
         fix = "raise --n-speakers"
     elif source == "numpy":

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, command_line, load_verified, save_npy, write_manifest, write_text
-from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, SPLITS, step_dir
+from kwsprune.artefacts import atomic_output, command_line, load_verified, rerun, save_npy, write_manifest, write_text
+from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, SPLITS, step_dir
 from kwsprune.validation import InputError, check_labels, check_same_length, check_waveforms
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def load_labels(data_root, split: str, n_rows: int) -> np.ndarray:
     labels = np.asarray(load_verified(folder, f"{split}_y.npy", MADE_BY))
     if len(labels) != n_rows:
         raise InputError(f"{folder / f'{split}_y.npy'} has {len(labels)} rows but the features have {n_rows}: "
-                         "re-run extract_embeddings.py")
+                         f"{rerun(step_dir(data_root, EMBEDDINGS_DIR), 'extract_embeddings.py')}")
     return labels
 
 

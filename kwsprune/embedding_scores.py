@@ -42,8 +42,8 @@ def kmeans(features, k: int, seed: int, prepare, pca: int | None = None, n_init:
     """Centroids (k, d'), the cluster of every clip, and the PCA projection (or None), fitted on prepare(features).
 
     Exact k-means (scikit-learn, seeded, the best of n_init starts) when the prepared matrix fits in
-    DENSE_LIMIT_BYTES; otherwise mini-batch k-means (n_init starts on the first batch) streamed over chunks,
-    so flattened wav2vec frames (n, 37632) never sit in memory whole.
+    DENSE_LIMIT_BYTES; otherwise mini-batch k-means streamed over chunks from the best of n_init k-means++
+    seedings of the first rows, so flattened wav2vec frames (n, 37632) never sit in memory whole.
     """
     from sklearn.cluster import KMeans, MiniBatchKMeans
     from sklearn.decomposition import PCA

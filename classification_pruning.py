@@ -12,7 +12,7 @@ per-configuration CSVs under results/history/. Early-stopped on the validation s
 import argparse
 
 from kwsprune.classify import run_classifications
-from kwsprune.cli import add_pruning_flags, add_training_flags, run_step, training_config
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, training_config
 from kwsprune.methods import method_name
 from kwsprune.paths import REPO_ROOT
 from kwsprune.runs import parse_n, run_for
@@ -33,11 +33,11 @@ DEVICE = "auto"        # auto | cpu | cuda
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--n", default=N, help="training clips per run, or 'all' (default: %(default)s)")
     parser.add_argument("--method", default=METHOD)
     parser.add_argument("--ratio", type=float, default=RATIO)
-    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--repeats", type=at_least(1), default=REPEATS)
     add_pruning_flags(parser, K, N_INIT, PCA)
     add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@
 
 import argparse
 
-from kwsprune.cli import run_step
+from kwsprune.cli import add_data_root, at_least, run_step
 from kwsprune.embeddings import DEFAULT_MODEL, POOLINGS, extract_embeddings
 from kwsprune.paths import REPO_ROOT
 
@@ -22,11 +22,11 @@ DTYPE = "float32"          # storage dtype: float32 | float16
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--model", default=MODEL, help="hub id, local folder or speech-embedding (default: %(default)s)")
     parser.add_argument("--layer", type=int, default=LAYER, help="hidden-state index (default: the last)")
     parser.add_argument("--pooling", default=POOLING, choices=POOLINGS)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
     parser.add_argument("--device", default=DEVICE, choices=("auto", "cpu", "cuda"))
     parser.add_argument("--dtype", default=DTYPE, choices=("float16", "float32"), help="storage dtype")
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ Defaults are the original's: python_speech_features.mfcc(signal, 16000, numcep=3
 
 import argparse
 
-from kwsprune.cli import run_step
+from kwsprune.cli import add_data_root, at_least, run_step
 from kwsprune.mfcc import extract_mfccs
 from kwsprune.paths import REPO_ROOT
 
@@ -17,10 +17,10 @@ BATCH_SIZE = 1024          # clips in memory at once
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
-    parser.add_argument("--numcep", type=int, default=NUMCEP)
-    parser.add_argument("--nfilt", type=int, default=NFILT)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    add_data_root(parser, DATA_ROOT)
+    parser.add_argument("--numcep", type=at_least(1), default=NUMCEP)
+    parser.add_argument("--nfilt", type=at_least(1), default=NFILT)
+    parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
     args = parser.parse_args(argv)
     manifest = run_step(extract_mfccs, args.data_root, args.batch_size, numcep=args.numcep, nfilt=args.nfilt)
     for name, record in manifest["files"].items():

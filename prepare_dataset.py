@@ -10,7 +10,7 @@
 
 import argparse
 
-from kwsprune.cli import run_step
+from kwsprune.cli import add_data_root, at_least, run_step
 from kwsprune.dataset import SOURCES, prepare_dataset
 from kwsprune.paths import REPO_ROOT
 
@@ -21,6 +21,7 @@ SPEAKER_REGEX = None       # folder: first group is the speaker id; default r"^(
 N_SPEAKERS = 300           # synth: speakers (voice x variant x rate x pitch), each says every word once
 SEED = 0                   # synth: everything drawn from it; folder --split speakers: the speakers' order
 NORMALISE = None           # peak (largest |sample| = 1) | minmax (the original's: into [0, 1]) | none; None: peak, none for numpy
+SKIP_BAD_FILES = False     # leave out bad audio files (listed in skipped_files.txt) instead of stopping at the first
 SPLIT = "hash"             # folder: hash (Speech Commands' speaker sha1 rule) | speakers (seeded, by speaker) | lists
 VERSION = "0.02"           # speech_commands --download: archive version (0.01 or 0.02)
 THREADS = 4                # file reading threads
@@ -28,18 +29,19 @@ THREADS = 4                # file reading threads
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--source", default=SOURCE, choices=SOURCES)
     parser.add_argument("--path", help="the source folder (all sources but synth)")
     parser.add_argument("--words", default=WORDS, help="core | all | comma-separated words (default: %(default)s)")
     parser.add_argument("--speaker-regex", default=SPEAKER_REGEX, help="folder source: regex whose first group is the speaker id")
-    parser.add_argument("--no-resample", dest="resample", action="store_false", help="refuse clips not at 16 kHz instead of resampling them")
-    parser.add_argument("--n-speakers", type=int, default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
+    parser.add_argument("--no-resample", dest="resample", action="store_false",
+                        help="refuse clips not at 16 kHz instead of resampling them")
+    parser.add_argument("--n-speakers", type=at_least(1), default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=SEED,
                         help="synth: random seed; folder --split speakers: the speakers' order (default: %(default)s)")
     parser.add_argument("--download", action="store_true", help="speech_commands: fetch the official archive into --path")
     parser.add_argument("--version", default=VERSION, choices=("0.01", "0.02"), help="speech_commands --download version")
-    parser.add_argument("--threads", type=int, default=THREADS, help="file reading threads (default: %(default)s)")
+    parser.add_argument("--threads", type=at_least(1), default=THREADS, help="file reading threads (default: %(default)s)")
     parser.add_argument("--normalise", default=NORMALISE, choices=("peak", "minmax", "none"),
                         help="per clip: peak (largest |sample| = 1; the default for audio), minmax (the original's, "
                              "into [0, 1]) or none (the default for --source numpy)")
@@ -47,10 +49,14 @@ def main(argv=None):
                         help="folder: hash (Speech Commands' speaker sha1 rule), speakers (80/10/10 by speaker in a "
                              "--seed order, no split empty with 3 speakers or more) or lists (validation_list.txt and "
                              "testing_list.txt in --path) (default: %(default)s)")
+    parser.add_argument("--skip-bad-files", action="store_true", default=SKIP_BAD_FILES,
+                        help="leave out unreadable, truncated, empty, non-finite, too short (< 0.1 s) or silent files, "
+                             "listed with the reason in Dataset_as_Numpy/skipped_files.txt, instead of stopping")
     args = parser.parse_args(argv)
     manifest = run_step(
         prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
         args.n_speakers, args.seed, args.download, args.version, args.threads, args.normalise, args.split,
+        args.skip_bad_files,
     )
     for name, record in manifest["files"].items():
         if name.endswith("_x.npy"):

@@ -12,7 +12,7 @@ fraction removed. --original-names also writes y_pruned/y_{simple,hard}_pruning_
 
 import argparse
 
-from kwsprune.cli import add_pruning_flags, run_step
+from kwsprune.cli import add_data_root, add_pruning_flags, run_step
 from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
 from kwsprune.paths import REPO_ROOT, pruning_folder
 from kwsprune.pruning import run_pruning
@@ -29,7 +29,7 @@ PCA = None                               # optional PCA dimension before k-means
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS, help="fractions removed, in [0, 1)")
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")

@@ -13,7 +13,7 @@ where it stopped. Runs of the same size train as one batched job.
 import argparse
 
 from kwsprune.classify import sweep
-from kwsprune.cli import add_pruning_flags, add_training_flags, run_step, training_config
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, training_config
 from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
 
@@ -34,13 +34,13 @@ DEVICE = "auto"
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--n", nargs="+", default=N, help="training clips per run, or 'all' (default: %(default)s)")
     parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS)
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
     parser.add_argument("--class-balanced", action="store_true", default=CLASS_BALANCED,
                         help=f"the class-balanced variant of every method (<name>{BALANCED})")
-    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--repeats", type=at_least(1), default=REPEATS)
     add_pruning_flags(parser, K, N_INIT, PCA)
     add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
     args = parser.parse_args(argv)

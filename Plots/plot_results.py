@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kwsprune.cli import run_step  # noqa: E402
+from kwsprune.cli import add_data_root, at_least, run_step  # noqa: E402
 from kwsprune.paths import REPO_ROOT  # noqa: E402
 from kwsprune.plots import plot_results  # noqa: E402
 from kwsprune.pruning import PruningSetup  # noqa: E402
@@ -32,13 +32,13 @@ PCA = None
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", default=DATA_ROOT, help="folder holding the step folders (default: the repository)")
+    add_data_root(parser, DATA_ROOT)
     parser.add_argument("--method", default=METHOD, help="the method of the cluster picture (default: %(default)s)")
     parser.add_argument("--ratio", type=float, default=RATIO, help="its ratio (default: %(default)s)")
-    parser.add_argument("--k", type=int, default=K)
-    parser.add_argument("--n-init", type=int, default=N_INIT)
+    parser.add_argument("--k", type=at_least(1), default=K)
+    parser.add_argument("--n-init", type=at_least(1), default=N_INIT)
     parser.add_argument("--seed", type=int, default=SEED)
-    parser.add_argument("--pca", type=int, default=PCA)
+    parser.add_argument("--pca", type=at_least(1), default=PCA)
     parser.add_argument("--include-set-aside", action="store_true",
                         help="also draw rows trained on inputs that are no longer the current ones")
     args = parser.parse_args(argv)

@@ -1,15 +1,18 @@
 """Writing step outputs safely and recording what they were computed from.
 
 Every step folder holds a `manifest.json`: the step, its parameters, the sha256 of each input file it
-read and of each file it wrote. Outputs are written under a temporary name and renamed into place, so a
-failed step never leaves a half-written array behind.
+read and of each file it wrote, and the command that makes them again. A step writes all its outputs
+into a staging folder and moves them in together once they are complete (`staged`): a failure, a
+Ctrl-C or a kill leaves the previous complete outputs, and the next run clears what a kill left.
 """
 
 import datetime
+import errno
 import hashlib
 import json
 import os
 import shlex
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,6 +33,79 @@ def atomic_output(path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+STAGING = ".staging"    # inside a step folder: the outputs of the step that is running
+PREVIOUS = ".previous"  # inside a step folder: the outputs being replaced, while the new ones are moved in
+
+
+@contextmanager
+def staged(folder, replaces_listed: bool = False):
+    """All of a step's outputs or none: yield an empty staging folder inside `folder`. When the block ends without
+    error its files replace `folder`'s of the same names (manifests, *.json, last); on an error, Ctrl-C or a kill,
+    `folder` keeps its previous files. replaces_listed: the files the previous manifest.json lists go too (a step
+    that owns the folder); otherwise files the step does not write are left alone."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    recover(folder)
+    staging = folder / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        listed = []
+        if replaces_listed and (folder / MANIFEST).exists():
+            try:
+                listed = [MANIFEST, *json.loads((folder / MANIFEST).read_text())["files"]]
+            except (ValueError, KeyError, TypeError):
+                listed = [MANIFEST]
+        _move_in(staging, folder, listed)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_in(staging: Path, folder: Path, dropped: list[str]) -> None:
+    names = sorted((p.name for p in staging.iterdir()), key=lambda name: (name.endswith(".json"), name))
+    previous = folder / PREVIOUS
+    previous.mkdir()
+    for name in dict.fromkeys([*names, *dropped]):  # what is replaced goes aside first: a kill here can be undone
+        if (folder / name).exists():
+            os.replace(folder / name, previous / name)
+    for name in names:
+        os.replace(staging / name, folder / name)
+    shutil.rmtree(previous)
+
+
+def recover(folder) -> None:
+    """Clear what a killed step left in `folder`: an unfinished move-in is undone (the previous files go back)
+    unless every new file had been moved in; a staging folder is removed."""
+    folder = Path(folder)
+    previous, staging = folder / PREVIOUS, folder / STAGING
+    if previous.exists():
+        if staging.exists() and any(staging.iterdir()):
+            for path in previous.iterdir():
+                os.replace(path, folder / path.name)
+        shutil.rmtree(previous)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def open_output(path, dtype, shape) -> np.memmap:
+    """A new .npy file memory-mapped for writing, its disk space reserved first: a full disk fails here, with one
+    line, instead of with a bus error half-way through the writes."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    size = os.path.getsize(path)
+    try:
+        with open(path, "r+b") as f:
+            os.posix_fallocate(f.fileno(), 0, size)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            del array
+            Path(path).unlink(missing_ok=True)
+            raise InputError(f"no space left on the disk of {path} for {size / 1e6:,.0f} MB: free some, or pass "
+                             "--data-root on a larger disk") from None
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: write as is
+            raise
+    return array
 
 
 def save_npy(path, array) -> None:
@@ -77,9 +153,9 @@ def command_line(script: str, data_root, flags: dict) -> str:
 
 
 def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[str], manifest_name=MANIFEST,
-                   command: str | None = None) -> dict:
+                   command: str | None = None, carried: dict | None = None) -> dict:
     """Record how the `files` in `folder` were made: by `step`, with `params`, from `inputs` (name -> sha256), and the
-    command that makes them again."""
+    command that makes them again. `carried`: records of an earlier manifest for files that stay valid beside them."""
     folder = Path(folder)
     manifest = {
         "step": step,
@@ -88,7 +164,7 @@ def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[st
         "command": command,
         "params": params,
         "inputs": inputs,
-        "files": {name: _describe(folder / name) for name in files},
+        "files": {**(carried or {}), **{name: _describe(folder / name) for name in files}},
     }
     write_text(folder / manifest_name, json.dumps(manifest, indent=1) + "\n")
     return manifest

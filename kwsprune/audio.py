@@ -5,16 +5,30 @@ import soundfile
 import soxr
 
 from kwsprune.paths import CLIP_SAMPLES, SAMPLE_RATE
-from kwsprune.validation import InputError
+from kwsprune.validation import BadClip, InputError, check_clip
+
+
+def _truncation(decoder_log: str) -> str | None:
+    """libsndfile logs 'data : 32000 (should be 15978)' for a file cut off before its header's length."""
+    for line in decoder_log.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "data" and "should be" in value:
+            promised, held = value.split("(should be")
+            return f"its header promises {promised.strip()} bytes of audio, the file holds {held.strip(' )')}"
+    return None
 
 
 def read_clip(path, resample: bool = True) -> np.ndarray:
-    """A file as mono float32 at 16 kHz, (n_samples,); resampled with soxr when `resample`."""
+    """A file as mono float32 at 16 kHz, (n_samples,); resampled with soxr when `resample`. A file that is
+    unreadable, truncated, empty, not finite, too short or silent is refused (BadClip)."""
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+        truncation = _truncation(soundfile.info(path).extra_info)
     except (soundfile.LibsndfileError, RuntimeError) as err:
         reason = getattr(err, "error_string", err)
-        raise InputError(f"{path} is not readable audio ({reason}): remove it or convert it to WAV") from None
+        raise BadClip(f"{path} is not readable audio ({reason}): remove it or convert it to WAV, or pass "
+                      "--skip-bad-files to leave such files out") from None
+    check_clip(audio, rate, path, truncation)
     audio = audio.mean(axis=1)
     if rate != SAMPLE_RATE:
         if not resample:

@@ -17,7 +17,7 @@ from kwsprune.methods import method_name
 from kwsprune.mfcc import load_training_data
 from kwsprune.models import n_parameters
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
-from kwsprune.pruning import PruningSetup, export_original_names, is_made, load_kept, run_pruning
+from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
 from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, identity, read_runs,
                               set_aside, studies, write_original_history)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
@@ -157,6 +157,12 @@ def sweep(data_root, ns, methods, ratios, ks=(10,), repeats: int = 100, seed: in
     ns = [parse_n(n) for n in ns]
     if repeats < 1:
         raise InputError(f"--repeats {repeats}: give a whole number >= 1")
+    for ratio in ratios:
+        if not (0 <= ratio < 1 or (ratio == 1.0 and set(methods) == {"random"})):
+            raise InputError(f"--ratios {ratio}: a ratio is the fraction removed, in [0, 1) (1.0, the whole training "
+                             "set, is for --methods random alone)")
+    for k in ks:
+        check_setup(PruningSetup(k, n_init, seed, pca))
     runs = list(dict.fromkeys(run_for(method, ratio, k, n, repeat) for repeat in range(repeats) for n in ns
                               for method in methods for k in ks for ratio in ratios))
     needed = {(run.k, run.method, run.ratio) for run in runs if run.k is not None}

@@ -1,20 +1,62 @@
 """What every step script shares: logging set-up, one clear line for input errors, and the shared flags."""
 
+import argparse
+import errno
 import logging
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 from kwsprune.validation import InputError
 
 
 def run_step(step, *args, **kwargs):
-    """Call `step`; an InputError ends the program with 'error: <message>' and exit status 2."""
+    """Call `step`. An InputError ends the program with 'error: <message>' and exit status 2; a full disk with one
+    line and status 1; Ctrl-C with one line and status 130. A step writes its outputs all at once at its end
+    (kwsprune.artefacts.staged), so an interrupted step has changed nothing that a rerun does not redo."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return step(*args, **kwargs)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("interrupted: the step's unfinished outputs were discarded; run it again to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        where = f" while writing {err.filename}" if err.filename else ""
+        print(f"error: no space left on the device{where}: free some space, or pass --data-root on a larger disk; "
+              "the step's unfinished outputs were discarded", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def add_data_root(parser, default) -> None:
+    """--data-root, which every step script takes."""
+    parser.add_argument("--data-root", type=data_root, default=default,
+                        help="folder holding the step folders (default: the repository)")
+
+
+def data_root(text: str) -> Path:
+    """argparse type of --data-root: a folder, or a path where one can be made."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give the folder that holds (or will hold) the step folders")
+    return path
+
+
+def at_least(low: int):
+    """argparse type: a whole number >= low."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is below {low}: give a whole number >= {low}")
+        return value
+    return parse
 
 
 def _batch_size(text: str):
@@ -41,7 +83,7 @@ def add_training_flags(parser, recipe, seed, engine, device) -> None:
     parser.add_argument("--batch-size", help="clips per step, or 'auto': the largest power of two <= N / 8, "
                                              "between 16 and 512")
     parser.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (the original wrote 5e-3)")
-    parser.add_argument("--max-epochs", type=int, help="epoch cap; early stopping usually ends runs sooner (170)")
+    parser.add_argument("--max-epochs", type=at_least(1), help="epoch cap; early stopping usually ends runs sooner (170)")
     parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="when the best weights are restored")
     parser.add_argument("--seed", type=int, default=seed, help="pruning, draws and model initialisations (default: %(default)s)")
     parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
@@ -59,8 +101,6 @@ def training_config(args):
                "restore_best": args.restore_best}
     if args.batch_size is not None:
         changes["batch_size"] = _batch_size(args.batch_size)
-    if args.max_epochs is not None and args.max_epochs < 1:
-        raise InputError(f"--max-epochs {args.max_epochs}: give a whole number >= 1")
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise InputError(f"--learning-rate {args.learning_rate}: give a positive number")
     return replace(config, **{name: value for name, value in changes.items() if value is not None})
@@ -68,10 +108,10 @@ def training_config(args):
 
 def add_pruning_flags(parser, ks, n_init, pca) -> None:
     """The flags that name a pruning set-up (pruning.py, and the training scripts that read its kept sets)."""
-    parser.add_argument("--k", type=int, nargs="+", default=ks,
+    parser.add_argument("--k", type=at_least(1), nargs="+", default=ks,
                         help="k-means clusters; several give a K scan (default: %(default)s)")
-    parser.add_argument("--n-init", type=int, default=n_init,
+    parser.add_argument("--n-init", type=at_least(1), default=n_init,
                         help="k-means starts, the best kept (default: %(default)s, as the original's scikit-learn)")
-    parser.add_argument("--pca", type=int, default=pca, help="PCA dimension before the original's k-means (default: none)")
+    parser.add_argument("--pca", type=at_least(1), default=pca, help="PCA dimension before the original's k-means (default: none)")
     parser.add_argument("--original-names", action="store_true",
                         help="also write the original's file names (simple/hard/normal), which its scripts read")

@@ -15,18 +15,26 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import atomic_output, command_line, load_verified, rerun, save_npy, write_manifest, write_text
+from kwsprune.artefacts import (command_line, load_verified, open_output, rerun, save_npy, staged, write_manifest,
+                                write_text)
 from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, SPLITS, step_dir
-from kwsprune.validation import InputError, check_labels, check_same_length, check_waveforms
+from kwsprune.validation import BadClip, InputError, check_labels, check_same_length, check_waveforms, load_npy
 
 log = logging.getLogger(__name__)
 MADE_BY = "prepare_dataset.py"
+SKIPPED_FILE = "skipped_files.txt"  # --skip-bad-files: each file left out and why
+
+
+def check_class_count(n_classes: int, source) -> None:
+    if n_classes < 2:
+        raise InputError(f"{source} has {n_classes} class: a classifier needs at least 2 (one folder per class)")
 
 
 def check_clips(clips, class_names, source: str, fix: str) -> None:
     """Every class has training clips and every split has clips; otherwise say which is empty and `fix`."""
     if not clips:
         raise InputError(f"{source} holds no audio files")
+    check_class_count(len(class_names), source)
     per_split = Counter(clip.split for clip in clips)
     for split in SPLITS:
         if per_split[split] == 0:
@@ -37,8 +45,28 @@ def check_clips(clips, class_names, source: str, fix: str) -> None:
         raise InputError(f"{source}: the classes {empty} have no training clips: add clips or leave those classes out")
 
 
-def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int = 4, command: str | None = None) -> dict:
-    """Load every clip with `load(clip) -> (16000,) float32` and write the split arrays and manifest."""
+def drop_bad_clips(clips, load, threads: int = 4) -> tuple[list, list[str]]:
+    """(the clips `load` accepts, a line 'relpath<TAB>why' for each it refuses as BadClip): --skip-bad-files."""
+    def problem(clip):
+        try:
+            load(clip)
+        except BadClip as err:
+            return str(err)
+        return None
+
+    with ThreadPoolExecutor(threads) as pool:
+        problems = list(tqdm(pool.map(problem, clips), total=len(clips), desc="checking clips", unit="clip"))
+    skipped = [f"{clip.relpath}\t{why}\n" for clip, why in zip(clips, problems) if why]
+    if skipped:
+        log.warning("skipped %d bad files (--skip-bad-files; listed in %s), the first: %s", len(skipped), SKIPPED_FILE,
+                    skipped[0].split("\t")[1].strip())
+    return [clip for clip, why in zip(clips, problems) if not why], skipped
+
+
+def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int = 4, command: str | None = None,
+                  skipped: list[str] | None = None) -> dict:
+    """Load every clip with `load(clip) -> (16000,) float32` and write the split arrays and manifest; `skipped`
+    (lines of drop_bad_clips) goes to skipped_files.txt."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     class_ids = {name: i for i, name in enumerate(class_names)}
@@ -46,21 +74,24 @@ def write_dataset(out_dir, clips, class_names, load, params: dict, threads: int 
     for split in SPLITS:
         split_clips = sorted((c for c in clips if c.split == split), key=lambda c: c.relpath)
         x_path = out_dir / f"{split}_x.npy"
-        with atomic_output(x_path) as tmp:
-            x = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(split_clips), CLIP_SAMPLES))
-            with ThreadPoolExecutor(threads) as pool:
-                waveforms = pool.map(load, split_clips) if threads > 1 else map(load, split_clips)
-                for row, audio in enumerate(tqdm(waveforms, total=len(split_clips), desc=f"{split} clips", unit="clip")):
-                    x[row] = audio
-            x.flush()
-            del x
+        x = open_output(x_path, np.float32, (len(split_clips), CLIP_SAMPLES))
+        with ThreadPoolExecutor(threads) as pool:
+            waveforms = pool.map(load, split_clips) if threads > 1 else map(load, split_clips)
+            for row, audio in enumerate(tqdm(waveforms, total=len(split_clips), desc=f"{split} clips", unit="clip")):
+                x[row] = audio
+        x.flush()
+        del x
         save_npy(out_dir / f"{split}_y.npy", np.array([class_ids[c.label] for c in split_clips], dtype=np.int64))
         save_npy(out_dir / f"{split}_speakers.npy", np.array([c.speaker for c in split_clips], dtype=str))
         write_text(out_dir / f"{split}_files.txt", "".join(f"{c.relpath}\n" for c in split_clips))
         files += [f"{split}_x.npy", f"{split}_y.npy", f"{split}_speakers.npy", f"{split}_files.txt"]
         log.info("%s: %d clips", split, len(split_clips))
     write_text(out_dir / "labels.json", json.dumps(list(class_names), indent=1) + "\n")
-    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"], command=command)
+    files.append("labels.json")
+    if skipped is not None:
+        write_text(out_dir / SKIPPED_FILE, "".join(skipped))
+        files.append(SKIPPED_FILE)
+    return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files, command=command)
 
 
 def load_split(data_root, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,25 +131,30 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
     for split in SPLITS:
         for part in ("x", "y"):
             path = source_dir / f"{split}_{part}.npy"
-            if not path.exists():
-                raise InputError(f"{path} is missing: --source numpy needs train/valid/test _x.npy and _y.npy")
-            arrays[split, part] = np.load(path, mmap_mode="r")
+            arrays[split, part] = load_npy(path, "--source numpy needs train/valid/test _x.npy (n, 16000) float and "
+                                                 "_y.npy (n,) integer arrays saved with np.save")
         x, y = arrays[split, "x"], arrays[split, "y"]
+        if len(x) == 0:
+            raise InputError(f"{source_dir / f'{split}_x.npy'} holds no clips: every split needs some")
         check_waveforms(x, str(source_dir / f"{split}_x.npy"), CLIP_SAMPLES)
         check_labels(y, str(source_dir / f"{split}_y.npy"))
         check_same_length(x, f"{split}_x.npy", y, f"{split}_y.npy", "give one label per clip")
     n_classes = int(max(arrays[s, "y"].max() for s in SPLITS)) + 1
+    check_class_count(n_classes, source_dir)
+    missing = sorted(set(range(n_classes)) - set(np.unique(arrays["train", "y"]).tolist()))
+    if missing:
+        raise InputError(f"{source_dir / 'train_y.npy'} has no clip of the class ids {missing[:10]}: class ids must "
+                         f"be 0..{n_classes - 1} with every class in training; renumber the labels")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for split in SPLITS:
         x = arrays[split, "x"]
-        with atomic_output(out_dir / f"{split}_x.npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=x.shape)
-            for start in range(0, len(x), 4096):
-                out[start:start + 4096] = normaliser(how)(x[start:start + 4096])
-            out.flush()
-            del out
+        out = open_output(out_dir / f"{split}_x.npy", np.float32, x.shape)
+        for start in range(0, len(x), 4096):
+            out[start:start + 4096] = normaliser(how)(x[start:start + 4096])
+        out.flush()
+        del out
         save_npy(out_dir / f"{split}_y.npy", np.asarray(arrays[split, "y"], dtype=np.int64))
         files += [f"{split}_x.npy", f"{split}_y.npy"]
     write_text(out_dir / "labels.json", json.dumps([str(i) for i in range(n_classes)], indent=1) + "\n")
@@ -131,6 +167,7 @@ SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
 def prepare_dataset(
     data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
     n_speakers=300, seed=0, download=False, version="0.02", threads=4, normalise=None, split="hash",
+    skip_bad_files=False,
 ) -> dict:
     """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/.
 
@@ -152,7 +189,8 @@ def prepare_dataset(
         "--source": source, "--path": params["path"], "--words": words if source in ("speech_commands", "synth") else None,
         "--speaker-regex": speaker_regex, "--no-resample": not resample, "--split": split if source == "folder" else None,
         "--n-speakers": n_speakers if source == "synth" else None,
-        "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how})
+        "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how,
+        "--skip-bad-files": skip_bad_files})
     load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
     fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
@@ -180,8 +218,14 @@ def prepare_dataset(
         params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
         fix = "raise --n-speakers"
     elif source == "numpy":
-        return import_arrays(path, out_dir, params, how, command)
+        with staged(out_dir, replaces_listed=True) as staging:
+            return import_arrays(path, staging, params, how, command)
     else:
         raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
+    skipped = None
+    if skip_bad_files:
+        clips, skipped = drop_bad_clips(clips, load, threads)
+        params.update(skip_bad_files=True, skipped=len(skipped))
     check_clips(clips, names, f"{path or 'synth'}", fix)
-    return write_dataset(out_dir, clips, names, load, params, threads, command)
+    with staged(out_dir, replaces_listed=True) as staging:
+        return write_dataset(staging, clips, names, load, params, threads, command, skipped)

@@ -51,6 +51,9 @@ def kmeans(features, k: int, seed: int, prepare, pca: int | None = None, n_init:
     n, dim = features.shape
     if k > n:
         raise InputError(f"--k {k} is larger than the {n} training clips")
+    if pca and pca > min(n, dim):
+        raise InputError(f"--pca {pca} is more than the {min(n, dim)} dimensions {n} clips of {dim} can have: "
+                         f"give at most {min(n, dim)}")
     if n * dim * 4 <= DENSE_LIMIT_BYTES:
         matrix, project = prepare(features), None
         if pca:

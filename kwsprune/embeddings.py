@@ -14,8 +14,8 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (atomic_output, check_computed_from, command_line, input_key, recorded_sha, verify_file,
-                                write_manifest)
+from kwsprune.artefacts import (check_computed_from, command_line, input_key, open_output, recorded_sha, staged,
+                                verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import pick_device
 from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, FEATURES_FILE, SAMPLE_RATE, clips_file, step_dir
@@ -124,25 +124,27 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     x = np.load(dataset_dir / clips_file("train"), mmap_mode="r")
     check_waveforms(x, str(dataset_dir / clips_file("train")))
     if model == SPEECH_EMBEDDING:
+        if layer is not None:
+            raise InputError(f"--layer {layer}: speech-embedding gives one layer only; drop --layer")
         embed, description = open_speech_embedding()
     else:
         embed, description = open_transformers_model(model, pick_device(device), layer)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out_dir / FEATURES_FILE) as tmp:
+    with staged(out_dir, replaces_listed=True) as staging:
         out = None
         for start in tqdm(range(0, len(x), batch_size), desc="embeddings", unit="batch"):
             frames = embed(np.asarray(x[start:start + batch_size]))
             if out is None:
                 frame_shape = frames.shape[1:]
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(x), *pool(frames, pooling).shape[1:]))
+                out = open_output(staging / FEATURES_FILE, dtype, (len(x), *pool(frames, pooling).shape[1:]))
             out[start:start + len(frames)] = pool(frames, pooling)
         out.flush()
         del out
-    params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
-              "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
-    inputs = {input_key(dataset_dir, clips_file("train")): clips_sha}
-    command = command_line(MADE_BY, data_root, {"--model": model, "--layer": layer, "--pooling": pooling, "--dtype": dtype})
-    return write_manifest(out_dir, "extract_embeddings", params, inputs, [FEATURES_FILE], command=command)
+        params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
+                  "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
+        inputs = {input_key(dataset_dir, clips_file("train")): clips_sha}
+        command = command_line(MADE_BY, data_root, {"--model": model, "--layer": layer, "--pooling": pooling,
+                                                    "--dtype": dtype})
+        return write_manifest(staging, "extract_embeddings", params, inputs, [FEATURES_FILE], command=command)
 
 
 def features_sha(data_root, read: bool = False) -> str:

@@ -12,12 +12,12 @@ import numpy as np
 import scipy.fft
 from tqdm import tqdm
 
-from kwsprune.artefacts import (atomic_output, check_computed_from, command_line, input_key, load_verified, recorded_sha,
-                                short_id, verify_file, write_manifest)
+from kwsprune.artefacts import (check_computed_from, command_line, input_key, load_verified, open_output, recorded_sha,
+                                short_id, staged, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.dataset import class_names
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, clips_file, labels_file, mfcc_file, step_dir
-from kwsprune.validation import check_same_length, check_waveforms
+from kwsprune.validation import InputError, check_same_length, check_waveforms
 
 MADE_BY = "extract_mfccs.py"
 DEFAULTS = dict(sample_rate=SAMPLE_RATE, winlen=0.025, winstep=0.01, numcep=32, nfilt=32, nfft=512,
@@ -95,25 +95,27 @@ def mfccs(x, chunk: int = 32, **params) -> np.ndarray:
 def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
     """Step 2: `MFCCs/{split}_MFCCs.npy` (n, 99, 32) float32 for every split, with a manifest."""
     params = {**DEFAULTS, **params}
-    dataset_dir, out_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, MFCC_DIR)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if params["numcep"] > params["nfilt"]:
+        raise InputError(f"--numcep {params['numcep']} is more than the {params['nfilt']} mel filters (--nfilt): "
+                         "a cepstrum has at most as many coefficients as filters")
+    dataset_dir = step_dir(data_root, DATASET_DIR)
     inputs, files = {}, []
-    for split in SPLITS:
-        name = clips_file(split)
-        inputs[input_key(dataset_dir, name)] = verify_file(dataset_dir, name, DATASET_MADE_BY)
-        x = np.load(dataset_dir / name, mmap_mode="r")
-        check_waveforms(x, str(dataset_dir / name))
-        shape = (len(x), n_frames(x.shape[1], params["winlen"], params["winstep"], params["sample_rate"]), params["numcep"])
-        out_name = mfcc_file(split)
-        with atomic_output(out_dir / out_name) as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    with staged(step_dir(data_root, MFCC_DIR), replaces_listed=True) as out_dir:
+        for split in SPLITS:
+            name = clips_file(split)
+            inputs[input_key(dataset_dir, name)] = verify_file(dataset_dir, name, DATASET_MADE_BY)
+            x = np.load(dataset_dir / name, mmap_mode="r")
+            check_waveforms(x, str(dataset_dir / name))
+            shape = (len(x), n_frames(x.shape[1], params["winlen"], params["winstep"], params["sample_rate"]),
+                     params["numcep"])
+            out = open_output(out_dir / mfcc_file(split), np.float32, shape)
             for start in tqdm(range(0, len(x), batch_size), desc=f"{split} MFCCs", unit="batch"):
                 out[start:start + batch_size] = mfccs(x[start:start + batch_size], **params)
             out.flush()
             del out
-        files.append(out_name)
-    command = command_line(MADE_BY, data_root, {"--numcep": params["numcep"], "--nfilt": params["nfilt"]})
-    return write_manifest(out_dir, "extract_mfccs", params, inputs, files, command=command)
+            files.append(mfcc_file(split))
+        command = command_line(MADE_BY, data_root, {"--numcep": params["numcep"], "--nfilt": params["nfilt"]})
+        return write_manifest(out_dir, "extract_mfccs", params, inputs, files, command=command)
 
 
 def load_mfccs(data_root, split: str) -> np.ndarray:

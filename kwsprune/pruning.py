@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kwsprune.artefacts import (check_computed_from, command_line, input_key, load_verified, read_manifest, save_npy,
-                                short_id, verify_file, write_manifest, write_text)
+                                short_id, staged, verify_file, write_manifest, write_text)
 from kwsprune.dataset import load_labels
 from kwsprune.embeddings import features_sha
 from kwsprune.methods import MODEL_SCORES, ORIGINAL_NAMES, Inputs, method_name, run_method
@@ -83,33 +83,33 @@ def run_pruning(data_root, methods, ratios, ks=(10,), seed: int = 0, n_init: int
 
 def _prune(data_root, setup: PruningSetup, methods, ratios, method_inputs: Inputs, sha: str) -> dict:
     out_dir = setup.folder(data_root)
-    out_dir.mkdir(parents=True, exist_ok=True)
     inputs = {input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE): sha}
-    clusters, _ = method_inputs.kmeans()
-    save_npy(out_dir / clusters_file(setup.k), clusters)
-    files = [clusters_file(setup.k)]
-    for method in methods:
-        for i, ratio in enumerate(ratios):
-            rng = np.random.default_rng([setup.seed, int(round(ratio * 1e6))])
-            scores, kept = run_method(method, method_inputs, ratio, rng)
-            save_npy(out_dir / kept_file(method, setup.k, ratio), kept)
-            files.append(kept_file(method, setup.k, ratio))
-            if i == 0:  # scores of most methods do not depend on the ratio; semdedup's and random's do
-                save_npy(out_dir / scores_file(method, setup.k), scores)
-                files.append(scores_file(method, setup.k))
-            log.info("k %d, %s ratio %s: kept %d of %d clips", setup.k, method, ratio, len(kept), len(clusters))
-    files += _earlier_files(out_dir, inputs, files)
-    return write_manifest(out_dir, "pruning", asdict(setup), inputs, files, command=setup.command(data_root, methods, ratios))
+    with staged(out_dir) as staging:
+        clusters, _ = method_inputs.kmeans()
+        save_npy(staging / clusters_file(setup.k), clusters)
+        files = [clusters_file(setup.k)]
+        for method in methods:
+            for i, ratio in enumerate(ratios):
+                rng = np.random.default_rng([setup.seed, int(round(ratio * 1e6))])
+                scores, kept = run_method(method, method_inputs, ratio, rng)
+                save_npy(staging / kept_file(method, setup.k, ratio), kept)
+                files.append(kept_file(method, setup.k, ratio))
+                if i == 0:  # scores of most methods do not depend on the ratio; semdedup's and random's do
+                    save_npy(staging / scores_file(method, setup.k), scores)
+                    files.append(scores_file(method, setup.k))
+                log.info("k %d, %s ratio %s: kept %d of %d clips", setup.k, method, ratio, len(kept), len(clusters))
+        return write_manifest(staging, "pruning", asdict(setup), inputs, files,
+                              command=setup.command(data_root, methods, ratios), carried=_earlier_files(out_dir, inputs))
 
 
-def _earlier_files(out_dir, inputs, files) -> list[str]:
-    """Files of an earlier run of the same set-up on the same embeddings: still valid, still listed."""
+def _earlier_files(out_dir, inputs) -> dict:
+    """Records of the files of an earlier run of the same set-up on the same embeddings: still valid, still listed."""
     if not (out_dir / MANIFEST).exists():
-        return []
+        return {}
     earlier = read_manifest(out_dir, MADE_BY)
     if earlier.get("inputs") != inputs:
-        return []
-    return [name for name in earlier["files"] if name not in files and (out_dir / name).exists()]
+        return {}
+    return {name: record for name, record in earlier["files"].items() if (out_dir / name).exists()}
 
 
 def export_original_names(data_root, setup: PruningSetup, methods, ratios) -> None:
@@ -119,14 +119,16 @@ def export_original_names(data_root, setup: PruningSetup, methods, ratios) -> No
     record_path = pruned_dir / ORIGINAL_NAMES_RECORD
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     record = {name: entry for name, entry in record.items() if (pruned_dir / name).exists()}
-    for method in [m for m in methods if m in ORIGINAL_NAMES and m != "random"]:  # the original drew "normal" runs
-        for ratio in ratios:                                                       # from the whole set: no file
-            name = original_kept_file(ORIGINAL_NAMES[method], setup.k, ratio)
-            kept, kept_id = load_kept(data_root, setup, method, ratio)
-            save_npy(pruned_dir / name, kept)
-            record[name] = {"from": f"{setup.folder(data_root).name}/{kept_file(method, setup.k, ratio)}", "kept": kept_id}
-            log.info("wrote %s (the original's name)", pruned_dir / name)
-    write_text(record_path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    with staged(pruned_dir) as staging:
+        for method in [m for m in methods if m in ORIGINAL_NAMES and m != "random"]:  # the original drew "normal"
+            for ratio in ratios:                                                       # runs from the whole set
+                name = original_kept_file(ORIGINAL_NAMES[method], setup.k, ratio)
+                kept, kept_id = load_kept(data_root, setup, method, ratio)
+                save_npy(staging / name, kept)
+                record[name] = {"from": f"{setup.folder(data_root).name}/{kept_file(method, setup.k, ratio)}",
+                                "kept": kept_id}
+                log.info("wrote %s (the original's name)", pruned_dir / name)
+        write_text(staging / ORIGINAL_NAMES_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def model_score(data_root, name: str, seed: int) -> np.ndarray:
@@ -151,9 +153,9 @@ def model_score(data_root, name: str, seed: int) -> np.ndarray:
     compute = model_scores.el2n_scores if name == "el2n" else model_scores.forgetting_scores
     scores = compute(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], data["n_classes"], seed,
                      device=pick_device("auto"))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_npy(out_dir / file, scores)
-    write_manifest(out_dir, "pruning", params, inputs, [file], manifest)
+    with staged(out_dir) as staging:
+        save_npy(staging / file, scores)
+        write_manifest(staging, "pruning", params, inputs, [file], manifest)
     return scores
 
 
@@ -192,7 +194,7 @@ def current_kept_ids(data_root) -> dict[tuple[str, str], str] | None:
         return None
     key = input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE)
     current = {}
-    for manifest_path in sorted(step_dir(data_root, PRUNED_DIR).glob(f"*/{MANIFEST}")):
+    for manifest_path in sorted(step_dir(data_root, PRUNED_DIR).glob(f"[!.]*/{MANIFEST}")):  # not .staging/
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("inputs", {}).get(key) == sha:
             current.update({(manifest_path.parent.name, name): short_id(record["sha256"])

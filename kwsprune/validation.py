@@ -1,10 +1,47 @@
-"""Checks on the arrays that flow between steps; each failure is one line naming the fix."""
+"""Checks on the clips and arrays that flow into and between steps; each failure is one line naming the fix."""
 
 import numpy as np
 
 
+MIN_CLIP_SECONDS = 0.1  # shorter holds no word (FSDD's shortest real clip is 0.14 s)
+SILENCE_PEAK = 1e-4     # -80 dBFS, about 3 steps of 16-bit audio: a clip no louder is silence
+
+
 class InputError(ValueError):
     """Bad input from the user or a stale artefact: the message says what and how to fix it."""
+
+
+class BadClip(InputError):
+    """A source file that cannot be a clip; prepare_dataset.py --skip-bad-files skips it instead of stopping."""
+
+
+def check_clip(audio, rate: int, path, truncation: str | None = None) -> None:
+    """A decoded file (n_samples, channels) must be whole, finite, at least MIN_CLIP_SECONDS long and not silent,
+    also once its channels are mixed to mono. `truncation`: what the decoder reported of a cut-off file."""
+    fix = "remove or replace it, or pass --skip-bad-files to leave such files out"
+    if truncation:
+        raise BadClip(f"{path} is truncated ({truncation}): {fix}")
+    if len(audio) == 0:
+        raise BadClip(f"{path} holds no audio (a header without samples): {fix}")
+    if not np.isfinite(audio).all():
+        raise BadClip(f"{path} has NaN or inf samples: {fix}")
+    if len(audio) < MIN_CLIP_SECONDS * rate:
+        raise BadClip(f"{path} is {len(audio)} samples ({len(audio) / rate:.3f} s) long, shorter than "
+                      f"{MIN_CLIP_SECONDS} s: {fix}")
+    if np.abs(audio).max() <= SILENCE_PEAK:
+        raise BadClip(f"{path} is silent (no sample above {SILENCE_PEAK}): {fix}")
+    if np.abs(audio.mean(axis=1)).max() <= SILENCE_PEAK:
+        raise BadClip(f"{path} is silent once its channels are mixed to mono (they cancel out): {fix}")
+
+
+def load_npy(path, fix: str) -> np.ndarray:
+    """A .npy file memory-mapped; a missing, truncated, junk or object-dtype file is one line naming it and `fix`."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing: {fix}") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path} is not a readable .npy array of numbers ({err}): {fix}") from None
 
 
 def check_waveforms(x, name: str, n_samples: int | None = None) -> None:

@@ -2,9 +2,11 @@
 split, their rows in the results store (kwsprune.results); and the resumable sweep over many runs.
 """
 
+import hashlib
 import logging
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +28,7 @@ from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
 MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
+CHECKPOINT_DIR = ".checkpoints"  # under results/: the training state of the jobs in flight
 ENGINES = ("torch", "keras")
 
 
@@ -110,7 +113,8 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
                 began = time.perf_counter()
                 metrics = train(data["x_train"], data["y_train"], [subset for _, _, subset in job], data["x_valid"],
                                 data["y_valid"], data["x_test"], data["y_test"], n_classes,
-                                [model_seed(seed, run.repeat) for run, _, _ in job], config, device)
+                                [model_seed(seed, run.repeat) for run, _, _ in job], config, device,
+                                checkpoint=checkpoint_file(results_dir, [row for _, row, _ in job]))
                 seconds = (time.perf_counter() - began) / len(job)
                 for (_, row, _), m in zip(job, metrics):
                     row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
@@ -123,6 +127,12 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
             log.info("wrote %d CSVs under the original's names into %s", len(written), results_dir)
     report_chance(rows)
     return rows
+
+
+def checkpoint_file(results_dir, rows) -> Path:
+    """Where a job's training state is saved while it runs: results/.checkpoints/, named by its runs' identities."""
+    digest = hashlib.sha256("\n".join("\x1f".join(identity(row)) for row in rows).encode()).hexdigest()[:16]
+    return Path(results_dir) / CHECKPOINT_DIR / f"job_{digest}.pt"
 
 
 def report_chance(rows) -> None:

@@ -143,8 +143,9 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
     check_class_count(n_classes, source_dir)
     missing = sorted(set(range(n_classes)) - set(np.unique(arrays["train", "y"]).tolist()))
     if missing:
-        raise InputError(f"{source_dir / 'train_y.npy'} has no clip of the class ids {missing[:10]}: class ids must "
-                         f"be 0..{n_classes - 1} with every class in training; renumber the labels")
+        shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+        raise InputError(f"{source_dir / 'train_y.npy'} has no clip of {len(missing)} class ids ({shown}): class ids "
+                         f"must be 0..{n_classes - 1} with every class in training; renumber the labels")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

@@ -85,13 +85,23 @@ def read_runs(results_dir) -> list[dict]:
 
 
 def append_rows(results_dir, rows: list[dict]) -> None:
-    """Append whole rows to runs.csv in one write, flushed to disk, then refresh the original's CSVs."""
+    """Append whole rows to runs.csv in one write, flushed to disk (or none of them, if the write fails), then refresh
+    the original's CSVs."""
     path = Path(results_dir) / RUNS_FILE
-    text = _csv_text(rows, header=not path.exists())
-    with open(path, "a") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    data = _csv_text(rows, header=not path.exists()).encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except BaseException:  # a full disk, a Ctrl-C: no half row may stay for the next rows to follow
+            os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
     write_history(results_dir, read_runs(results_dir))
 
 

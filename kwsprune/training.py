@@ -14,8 +14,13 @@ original is a recipe field: the batch size (512 there; by default here at least 
 when the best weights are restored (always here; in the Keras of 2023 only when early stopping fired).
 """
 
+import hashlib
 import math
+import os
+import pickle
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +33,7 @@ AUTO = "auto"
 RESTORE_POLICIES = ("always", "on-stop")
 DTYPES = ("float32", "float64")
 ORIGINAL_BATCH_SIZE = 512
+CHECKPOINT_SECONDS = 60.0  # a killed job loses at most about this much training (plus the epoch in flight)
 
 
 def auto_batch_size(n_clips: int) -> int:
@@ -142,16 +148,17 @@ def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor, chunk: 
 
 
 def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_classes: int, seeds,
-               config: TrainConfig = TrainConfig(), device: str = "cpu") -> list[dict]:
+               config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None) -> list[dict]:
     """Train one model per subset of training indices (all of one size); return each one's test metrics.
 
     x_* are MFCCs (n, 99, 32), y_* class ids. Each run's seed fixes its initialisation, its data order
     and its dropout masks. Returns [{"test_loss", "test_acc", "epochs"}] in the order of `subsets`.
     Models never exchange values; in float32 the grouped kernels' reduction order still differs from a
     lone model's by float rounding (1e-7 a step), which training can amplify. In float64 a model
-    trained alone and in a batch end identical.
+    trained alone and in a batch end identical. checkpoint: see fit.
     """
-    weights, _, epochs = fit(x_train, y_train, subsets, x_valid, y_valid, n_classes, seeds, config, device)
+    weights, _, epochs = fit(x_train, y_train, subsets, x_valid, y_valid, n_classes, seeds, config, device,
+                             checkpoint=checkpoint)
     dtype = getattr(torch, config.dtype)
     test_loss, test_acc = evaluate(config.model, weights, torch.as_tensor(x_test, dtype=dtype, device=device),
                                    torch.as_tensor(y_test, dtype=torch.long, device=device))
@@ -160,11 +167,14 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
 
 
 def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, config: TrainConfig = TrainConfig(),
-        device: str = "cpu", on_batch=None) -> tuple[dict, dict, np.ndarray]:
+        device: str = "cpu", on_batch=None, checkpoint=None,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS) -> tuple[dict, dict, np.ndarray]:
     """Train the batched models; return their weights after training (the best ones, by validation loss, as
     config.restore_best says), their last weights and the epochs each ran. on_batch(models, clips, logits), if
     given, sees every training step: the indices of the models still training (live,), the clips of their batch
-    (live, batch) and the logits (batch, live, C).
+    (live, batch) and the logits (batch, live, C). checkpoint: a file where the whole training state is saved at
+    the end of an epoch every checkpoint_seconds, and from which the same job resumes exactly (it is ignored if
+    it belongs to another job); it is removed when the training ends.
     """
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1:
@@ -196,8 +206,20 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
     dropout_widths = _dropout_widths(config.model, n_classes, input_shape)
     beta1, beta2 = config.adam_betas
     keep = 1.0 - config.dropout
+    job = _job_key(subsets, seeds, config, n_classes, x_train, x_valid)
+    first_epoch, saved_at = 0, time.monotonic()
+    saved = _load_state(checkpoint, job, device) if checkpoint is not None else None
+    if saved is not None:
+        first_epoch = saved["epoch"]
+        params = {k: v.requires_grad_() for k, v in saved["params"].items()}
+        adam_m, adam_v, best_params = saved["adam_m"], saved["adam_v"], saved["best_params"]
+        steps_taken, lr, active = saved["steps_taken"], saved["lr"], saved["active"]
+        stopped, best_loss, plateau_best = saved["stopped"], saved["best_loss"], saved["plateau_best"]
+        stop_wait, plateau_wait, epochs = saved["stop_wait"], saved["plateau_wait"], saved["epochs"]
+        for generator, generator_state in zip(generators, saved["generators"]):
+            generator.set_state(generator_state)
 
-    for _ in range(config.max_epochs):
+    for epoch in range(first_epoch, config.max_epochs):
         # only the models still training are computed: a stopped model costs nothing from its last epoch on
         live = torch.nonzero(active).flatten()
         live_generators = [generators[m] for m in live.tolist()]
@@ -249,8 +271,47 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
                     active[m], stopped[m] = False, True
         if not active.any():
             break
+        if checkpoint is not None and time.monotonic() - saved_at >= checkpoint_seconds:
+            _save_state(checkpoint, {
+                "job": job, "epoch": epoch + 1, "params": {k: v.detach() for k, v in params.items()},
+                "adam_m": adam_m, "adam_v": adam_v, "best_params": best_params, "steps_taken": steps_taken, "lr": lr,
+                "active": active, "stopped": stopped, "best_loss": best_loss, "plateau_best": plateau_best,
+                "stop_wait": stop_wait, "plateau_wait": plateau_wait, "epochs": epochs,
+                "generators": [generator.get_state() for generator in generators]})
+            saved_at = time.monotonic()
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     last_params = {name: param.detach() for name, param in params.items()}
     return restored(best_params, last_params, stopped, config.restore_best), last_params, epochs
+
+
+def _job_key(subsets, seeds, config: TrainConfig, n_classes: int, x_train, x_valid) -> str:
+    """What a checkpoint must have been trained on to be resumed: the runs' clips and seeds, the recipe, the data."""
+    digest = hashlib.sha256(repr((list(map(int, seeds)), config, n_classes, x_train.shape, x_valid.shape)).encode())
+    for subset in subsets:
+        digest.update(np.asarray(subset, np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _save_state(path, state: dict) -> None:
+    """torch.save under a temporary name, then renamed: a kill never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+
+
+def _load_state(path, job: str, device: str) -> dict | None:
+    """The training state saved for this job, or None (no checkpoint, or one of another job)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+        return None
+    return state if state.get("job") == job else None
 
 
 def restored(best: dict, last: dict, stopped: np.ndarray, policy: str) -> dict:

@@ -88,3 +88,31 @@ def test_on_stop_restores_the_best_weights_only_where_early_stopping_ended_the_r
     kept_on_stop, last_on_stop, epochs = runs["on-stop"]
     assert epochs[0] == 4 and torch.equal(kept_on_stop["conv0.weight"], last_on_stop["conv0.weight"])
     assert torch.equal(last_always["conv0.weight"], last_on_stop["conv0.weight"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_job_killed_mid_training_resumes_from_its_checkpoint_to_the_same_end(tmp_path, dtype):
+    x, y = toy_mfccs(200, 4, 0)
+    x_valid, y_valid = toy_mfccs(60, 4, 1)
+    subsets = [np.arange(0, 128), np.arange(72, 200)]
+    config = TrainConfig(batch_size=32, max_epochs=12, stop_patience=4, lr_patience=2, dtype=dtype)
+    checkpoint = tmp_path / "job.pt"
+
+    def train(steps, kill_at=None, **kwargs):
+        def count(models, clips, logits):
+            steps.append(len(models))
+            if len(steps) == kill_at:
+                raise KeyboardInterrupt
+        return fit(x, y, subsets, x_valid, y_valid, 4, [3, 4], config, on_batch=count, **kwargs)
+
+    whole_steps, killed_steps, resumed_steps = [], [], []
+    whole = train(whole_steps)
+    with pytest.raises(KeyboardInterrupt):  # 4 steps an epoch: killed in epoch 8, the state of epoch 7 was saved
+        train(killed_steps, kill_at=30, checkpoint=checkpoint, checkpoint_seconds=0)
+    assert checkpoint.exists()
+    resumed = train(resumed_steps, checkpoint=checkpoint)
+    assert len(resumed_steps) == len(whole_steps) - 28  # it went on from epoch 8, not from the start
+    for name in whole[0]:
+        assert torch.equal(whole[0][name], resumed[0][name]) and torch.equal(whole[1][name], resumed[1][name])
+    assert whole[2].tolist() == resumed[2].tolist()
+    assert not checkpoint.exists()  # removed once the job is done

@@ -9,10 +9,8 @@ Rows go to results/runs.csv (a run already there is not trained again) and to th
 per-configuration CSVs under results/history/. Early-stopped on the validation split.
 """
 
-import argparse
-
 from kwsprune.classify import run_classifications
-from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, training_config
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, training_config
 from kwsprune.methods import method_name
 from kwsprune.paths import REPO_ROOT
 from kwsprune.runs import parse_n, run_for
@@ -32,7 +30,7 @@ DEVICE = "auto"        # auto | cpu | cuda
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--n", default=N, help="training clips per run, or 'all' (default: %(default)s)")
     parser.add_argument("--method", default=METHOD)

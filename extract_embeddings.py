@@ -5,9 +5,7 @@
   python extract_embeddings.py --model /path/to/checkpoint --layer 6 --pooling flatten
 """
 
-import argparse
-
-from kwsprune.cli import add_data_root, at_least, run_step
+from kwsprune.cli import add_data_root, at_least, run_step, step_parser
 from kwsprune.embeddings import DEFAULT_MODEL, POOLINGS, extract_embeddings
 from kwsprune.paths import REPO_ROOT
 
@@ -21,7 +19,7 @@ DTYPE = "float32"          # storage dtype: float32 | float16
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--model", default=MODEL, help="hub id, local folder or speech-embedding (default: %(default)s)")
     parser.add_argument("--layer", type=int, default=LAYER, help="hidden-state index (default: the last)")

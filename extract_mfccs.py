@@ -3,9 +3,7 @@
 Defaults are the original's: python_speech_features.mfcc(signal, 16000, numcep=32, nfilt=32).
 """
 
-import argparse
-
-from kwsprune.cli import add_data_root, at_least, run_step
+from kwsprune.cli import add_data_root, at_least, run_step, step_parser
 from kwsprune.mfcc import extract_mfccs
 from kwsprune.paths import REPO_ROOT
 
@@ -16,7 +14,7 @@ BATCH_SIZE = 1024          # clips in memory at once
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--numcep", type=at_least(1), default=NUMCEP)
     parser.add_argument("--nfilt", type=at_least(1), default=NFILT)

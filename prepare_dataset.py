@@ -8,9 +8,7 @@
   python prepare_dataset.py --source fsdd --path DIR --normalise minmax # the original's normalisation
 """
 
-import argparse
-
-from kwsprune.cli import add_data_root, at_least, run_step
+from kwsprune.cli import add_data_root, at_least, run_step, step_parser
 from kwsprune.dataset import SOURCES, prepare_dataset
 from kwsprune.paths import REPO_ROOT
 
@@ -28,7 +26,7 @@ THREADS = 4                # file reading threads
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--source", default=SOURCE, choices=SOURCES)
     parser.add_argument("--path", help="the source folder (all sources but synth)")

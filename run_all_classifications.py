@@ -10,10 +10,8 @@ recipe and inputs) is already in results/runs.csv is not trained again, so a kil
 where it stopped. Runs of the same size train as one batched job.
 """
 
-import argparse
-
 from kwsprune.classify import sweep
-from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, training_config
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, training_config
 from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
 
@@ -33,7 +31,7 @@ DEVICE = "auto"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--n", nargs="+", default=N, help="training clips per run, or 'all' (default: %(default)s)")
     parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS)

@@ -10,13 +10,12 @@ coloured by k-means cluster, with the clips one method and ratio prune marked. R
 that are no longer the current ones are set aside, and counted in one line, unless --include-set-aside.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kwsprune.cli import add_data_root, at_least, run_step  # noqa: E402
+from kwsprune.cli import add_data_root, at_least, run_step, step_parser  # noqa: E402
 from kwsprune.paths import REPO_ROOT  # noqa: E402
 from kwsprune.plots import plot_results  # noqa: E402
 from kwsprune.pruning import PruningSetup  # noqa: E402
@@ -31,7 +30,7 @@ PCA = None
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--method", default=METHOD, help="the method of the cluster picture (default: %(default)s)")
     parser.add_argument("--ratio", type=float, default=RATIO, help="its ratio (default: %(default)s)")

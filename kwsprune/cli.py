@@ -32,6 +32,18 @@ def run_step(step, *args, **kwargs):
         raise SystemExit(1) from None
 
 
+class _OneLineErrors(argparse.ArgumentParser):
+    def error(self, message):
+        """A bad flag value: one line, 'error: argument --k: ...', exit status 2 (not argparse's usage block)."""
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def step_parser(doc: str) -> argparse.ArgumentParser:
+    """The argument parser of a step script: its docstring as --help, bad values as one line."""
+    return _OneLineErrors(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_data_root(parser, default) -> None:
     """--data-root, which every step script takes."""
     parser.add_argument("--data-root", type=data_root, default=default,

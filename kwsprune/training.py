@@ -33,7 +33,7 @@ AUTO = "auto"
 RESTORE_POLICIES = ("always", "on-stop")
 DTYPES = ("float32", "float64")
 ORIGINAL_BATCH_SIZE = 512
-CHECKPOINT_SECONDS = 60.0  # a killed job loses at most about this much training (plus the epoch in flight)
+CHECKPOINT_SECONDS = 20.0  # a killed job loses at most about this much training (plus the epoch in flight)
 
 
 def auto_batch_size(n_clips: int) -> int:

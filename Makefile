@@ -27,14 +27,20 @@ $(VENV)/.tensorflow: requirements-tensorflow.txt | $(VENV)
 	$(PY) -m pip install --quiet -r requirements-tensorflow.txt
 	touch $@
 
-test: $(VENV) $(VENV)/.tensorflow
+# and the optional extras: Dask distributed (--backend dask), Hugging Face datasets (--source hf)
+$(VENV)/.extras: requirements-extras.txt | $(VENV)
+	$(PY) -m pip install --quiet -r requirements-extras.txt
+	touch $@
+
+test: $(VENV) $(VENV)/.tensorflow $(VENV)/.extras
 	$(PY) -m pytest
 
-benchmark: $(VENV)
+benchmark: $(VENV) $(VENV)/.extras
 	$(PY) benchmarks/mfcc_speed.py
 	$(PY) benchmarks/pruning_speed.py --max-epochs 10  # forgetting capped: a full run is up to an hour
 	$(PY) benchmarks/training_speed.py
 	$(PY) benchmarks/original_differences.py --data-root .
+	$(PY) benchmarks/full_scale.py  # the original's full experiment: hours here, on Dask workers, on a GPU
 
 clean-demo:
 	find Dataset_as_Numpy wav2vec_features MFCCs y_pruned results -type f ! -name .gitkeep -delete

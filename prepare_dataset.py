@@ -5,6 +5,7 @@
   python prepare_dataset.py --source fsdd --path free-spoken-digit-dataset
   python prepare_dataset.py --source folder --path DIR [--speaker-regex RE] [--split speakers|lists]
   python prepare_dataset.py --source numpy --path DIR                   # your own {split}_{x,y}.npy
+  python prepare_dataset.py --source hf --path DIR                      # a Hugging Face dataset (save_to_disk or parquet)
   python prepare_dataset.py --source fsdd --path DIR --normalise minmax # the original's normalisation
 """
 
@@ -13,7 +14,7 @@ from kwsprune.dataset import SOURCES, prepare_dataset
 from kwsprune.paths import REPO_ROOT
 
 DATA_ROOT = REPO_ROOT      # step folders (Dataset_as_Numpy/, ...) live under it
-SOURCE = "synth"           # speech_commands | folder | fsdd | synth | numpy
+SOURCE = "synth"           # speech_commands | folder | fsdd | synth | numpy | hf
 WORDS = "core"             # speech_commands/synth: core (yes,no,up,down,left,right,on,off,stop,go) | all | w1,w2,...
 SPEAKER_REGEX = None       # folder: first group is the speaker id; default r"^([^_]+)_" (Speech Commands names)
 N_SPEAKERS = 300           # synth: speakers (voice x variant x rate x pitch), each says every word once
@@ -23,6 +24,8 @@ SKIP_BAD_FILES = False     # leave out bad audio files (listed in skipped_files.
 SPLIT = "hash"             # folder: hash (Speech Commands' speaker sha1 rule) | speakers (seeded, by speaker) | lists
 VERSION = "0.02"           # speech_commands --download: archive version (0.01 or 0.02)
 THREADS = 4                # file reading threads
+AUDIO_COLUMN = "audio"     # hf: the column of audio files (read undecoded, decoded with soundfile)
+LABEL_COLUMN = "label"     # hf: the column of class labels
 
 
 def main(argv=None):
@@ -50,11 +53,14 @@ def main(argv=None):
     parser.add_argument("--skip-bad-files", action="store_true", default=SKIP_BAD_FILES,
                         help="leave out unreadable, truncated, empty, non-finite, too short (< 0.1 s) or silent files, "
                              "listed with the reason in Dataset_as_Numpy/skipped_files.txt, instead of stopping")
+    parser.add_argument("--audio-column", default=AUDIO_COLUMN, help="hf: the audio column (default: %(default)s)")
+    parser.add_argument("--label-column", default=LABEL_COLUMN,
+                        help="hf: the label column, a ClassLabel or strings (default: %(default)s)")
     args = parser.parse_args(argv)
     manifest = run_step(
         prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
         args.n_speakers, args.seed, args.download, args.version, args.threads, args.normalise, args.split,
-        args.skip_bad_files,
+        args.skip_bad_files, args.audio_column, args.label_column,
     )
     for name, record in manifest["files"].items():
         if name.endswith("_x.npy"):

@@ -4,6 +4,7 @@
   python run_all_classifications.py --n 100 200 --repeats 3 --max-epochs 40
   python run_all_classifications.py --n all --ratios 0.1 0.3 0.5 --methods ssp_hard ccs random --class-balanced
   python run_all_classifications.py --recipe original --original-names   # the original's recipe and file names
+  python run_all_classifications.py --backend dask --scheduler tcp://HOST:8786   # on a Dask cluster
 
 Prunes the kept sets it needs that y_pruned/ lacks. Resumable: a run whose identity (configuration,
 recipe and inputs) is already in results/runs.csv is not trained again, so a killed sweep restarts
@@ -28,6 +29,10 @@ RECIPE = "kwsprune"      # kwsprune | original: the defaults of --model, --batch
 SEED = 0                 # the pruning's seed, and the draws' and models'
 ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"
+BACKEND = "local"        # local | dask (pip install .[dask]): the jobs on Dask distributed workers
+SCHEDULER = None         # dask: a scheduler's address; None starts a local cluster of WORKERS processes
+WORKERS = 2
+MODELS_PER_JOB = 100     # runs of one size trained together in one batched job (a job is also the unit a Dask worker takes)
 
 
 def main(argv=None):
@@ -41,10 +46,21 @@ def main(argv=None):
     parser.add_argument("--repeats", type=at_least(1), default=REPEATS)
     add_pruning_flags(parser, K, N_INIT, PCA)
     add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
+    parser.add_argument("--backend", default=BACKEND, choices=("local", "dask"),
+                        help="local: the jobs in this process; dask: on Dask distributed workers (default: %(default)s)")
+    parser.add_argument("--scheduler", default=SCHEDULER,
+                        help="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
+    parser.add_argument("--workers", type=at_least(1), default=WORKERS,
+                        help="dask without --scheduler: worker processes of the local cluster (default: %(default)s)")
+    parser.add_argument("--models-per-job", type=at_least(1), default=MODELS_PER_JOB,
+                        help="at most this many runs of one size trained together; fewer makes more, shorter jobs for "
+                             "more workers (default: %(default)s)")
     args = parser.parse_args(argv)
     rows = run_step(lambda: sweep(args.data_root, args.n, with_balance(args.methods, args.class_balanced), args.ratios,
                                   args.k, args.repeats, args.seed, args.n_init, args.pca, args.original_names,
-                                  engine=args.engine, device=args.device, config=training_config(args)))
+                                  engine=args.engine, device=args.device, config=training_config(args),
+                                  backend=args.backend, scheduler=args.scheduler, workers=args.workers,
+                                  models_per_job=args.models_per_job))
     print(f"{len(rows)} runs in {args.data_root}/{RESULTS_DIR}/{RUNS_FILE}; Plots/plot_results.py draws them")
 
 

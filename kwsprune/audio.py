@@ -1,5 +1,7 @@
 """Reading clips into one-second, 16 kHz, normalised float32 waveforms."""
 
+import io
+
 import numpy as np
 import soundfile
 import soxr
@@ -18,12 +20,18 @@ def _truncation(decoder_log: str) -> str | None:
     return None
 
 
-def read_clip(path, resample: bool = True) -> np.ndarray:
-    """A file as mono float32 at 16 kHz, (n_samples,); resampled with soxr when `resample`. A file that is
-    unreadable, truncated, empty, not finite, too short or silent is refused (BadClip)."""
+def read_clip(path, resample: bool = True, name=None) -> np.ndarray:
+    """A file (a path, or the bytes of one, named `name` in messages) as mono float32 at 16 kHz, (n_samples,);
+    resampled with soxr when `resample`. A file that is unreadable, truncated, empty, not finite, too short or
+    silent is refused (BadClip)."""
+    if isinstance(path, bytes):
+        path, data = name, path
+        opened = lambda: io.BytesIO(data)  # noqa: E731
+    else:
+        opened = lambda: path  # noqa: E731
     try:
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-        truncation = _truncation(soundfile.info(path).extra_info)
+        audio, rate = soundfile.read(opened(), dtype="float32", always_2d=True)
+        truncation = _truncation(soundfile.info(opened()).extra_info)
     except (soundfile.LibsndfileError, RuntimeError) as err:
         reason = getattr(err, "error_string", err)
         raise BadClip(f"{path} is not readable audio ({reason}): remove it or convert it to WAV, or pass "
@@ -71,6 +79,6 @@ def normaliser(how: str):
     return NORMALISERS[how]
 
 
-def load_clip(path, resample: bool = True, how: str = "peak") -> np.ndarray:
-    """A file as the pipeline stores it: (16000,) float32, normalised as `how` says."""
-    return normaliser(how)(fit_length(read_clip(path, resample)))
+def load_clip(path, resample: bool = True, how: str = "peak", name=None) -> np.ndarray:
+    """A file (or its bytes, see read_clip) as the pipeline stores it: (16000,) float32, normalised as `how` says."""
+    return normaliser(how)(fit_length(read_clip(path, resample, name)))

@@ -2,10 +2,10 @@
 split, their rows in the results store (kwsprune.results); and the resumable sweep over many runs.
 """
 
+import functools
 import hashlib
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from kwsprune import __version__
 from kwsprune.artefacts import short_id
 from kwsprune.chance import chance_level, verdict
 from kwsprune.embeddings import features_sha
+from kwsprune.engines import start_engine, train_job
 from kwsprune.methods import method_name
 from kwsprune.mfcc import load_training_data
 from kwsprune.models import n_parameters
@@ -27,40 +28,25 @@ from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
-MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
+BACKENDS = ("local", "dask")
 CHECKPOINT_DIR = ".checkpoints"  # under results/: the training state of the jobs in flight
-ENGINES = ("torch", "keras")
-
-
-def start_engine(engine: str, device: str, config: TrainConfig):
-    """The training function of an engine, the label its rows carry, the device it runs on, and runs per job."""
-    from kwsprune.device import keras_device, pick_device
-
-    if engine == "torch":
-        from kwsprune.training import train_runs
-
-        return train_runs, "torch", pick_device(device), MAX_MODELS_PER_JOB
-    if engine == "keras":
-        if config.dtype != "float32":
-            raise InputError(f"--engine keras trains in float32 only, not {config.dtype}: use --engine torch")
-        try:
-            from kwsprune.keras_engine import backend_name, train_keras_runs
-
-            label = f"keras-{backend_name()}"
-        except ImportError as err:
-            raise InputError(f"--engine keras needs Keras 3 and a backend ({err}): pip install .[tensorflow]") from None
-        return train_keras_runs, label, keras_device(device), 1  # one run a job: each row lands as its run ends
-    raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
 
 
 def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str = "torch", device: str = "auto",
                         config: TrainConfig = TrainConfig(), n_init: int = 10, pca: int | None = None,
-                        original_names_for: list[int] | None = None) -> list[dict]:
+                        original_names_for: list[int] | None = None, backend: str = "local",
+                        scheduler: str | None = None, workers: int = 2, models_per_job: int | None = None) -> list[dict]:
     """Train every run whose identity is not yet in results/runs.csv, in batched jobs of runs of one size, and
-    append their rows; return the rows of all `runs`, trained now or before, in order. Kept sets come from the
-    pruning set-up (k, n_init, seed, pca). original_names_for: the K values for which to write the original's
-    history files too (None: none)."""
-    train, engine_label, device, models_per_job = start_engine(engine, device, config)
+    append their rows as each job ends; return the rows of all `runs`, trained now or before, in order. Kept sets
+    come from the pruning set-up (k, n_init, seed, pca). original_names_for: the K values for which to write the
+    original's history files too (None: none). backend: "local" (this process) or "dask" (the jobs on Dask
+    workers: the scheduler at `scheduler`, or a LocalCluster of `workers` processes; kwsprune.dask_backend).
+    models_per_job: at most this many runs trained together by the torch engine (None: 100)."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    requested_device = device
+    train, engine_label, device, engine_per_job = start_engine(engine, device, config)
+    models_per_job = models_per_job if models_per_job and engine == "torch" else engine_per_job  # keras: one a job
     data = load_training_data(data_root)
     n_train, n_classes = len(data["y_train"]), data["n_classes"]
     chance = chance_level(data["y_test"], n_classes)
@@ -106,27 +92,57 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
             jobs.setdefault(len(subset), []).append((run, row, subset))
     todo = sum(len(members) for members in jobs.values())
     log.info("%d runs to train, %d already in %s", todo, len(runs) - todo, results_dir / RUNS_FILE)
+    job_list = [members[start:start + models_per_job] for members in jobs.values()
+                for start in range(0, len(members), models_per_job)]
+    specs = [([subset for _, _, subset in job], [model_seed(seed, run.repeat) for run, _, _ in job],
+              checkpoint_file(results_dir, [row for _, row, _ in job])) for job in job_list]
     with tqdm(total=todo, desc="runs", unit="run") as bar:
-        for size, members in jobs.items():
-            for start in range(0, len(members), models_per_job):
-                job = members[start:start + models_per_job]
-                began = time.perf_counter()
-                metrics = train(data["x_train"], data["y_train"], [subset for _, _, subset in job], data["x_valid"],
-                                data["y_valid"], data["x_test"], data["y_test"], n_classes,
-                                [model_seed(seed, run.repeat) for run, _, _ in job], config, device,
-                                checkpoint=checkpoint_file(results_dir, [row for _, row, _ in job]))
-                seconds = (time.perf_counter() - began) / len(job)
-                for (_, row, _), m in zip(job, metrics):
-                    row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
-                               seconds=f"{seconds:.3f}", device=device, code_version=__version__)
-                append_rows(results_dir, [row for _, row, _ in job])
-                bar.update(len(job))
+        show = _progress(bar, job_list)
+        if backend == "local" or not job_list:
+            finished = ((index, (*train_job(train, data, subsets, seeds, config, device, checkpoint,
+                                            on_epoch=functools.partial(show, index)), device))
+                        for index, (subsets, seeds, checkpoint) in enumerate(specs))
+            _store(results_dir, job_list, finished, bar, show)
+        else:
+            from kwsprune.dask_backend import open_client, train_jobs
+
+            with open_client(scheduler, workers) as client:
+                _store(results_dir, job_list, train_jobs(client, Path(data_root).resolve(), data["id"], engine,
+                                                         requested_device, config, specs, show), bar, show)
     if original_names_for is not None:
         for members in studies(rows).values():
             written = write_original_history(results_dir, members, original_names_for)
             log.info("wrote %d CSVs under the original's names into %s", len(written), results_dir)
     report_chance(rows)
     return rows
+
+
+def _progress(bar, job_list):
+    """show(job, epoch, models training): the jobs in flight, as the bar's postfix; epoch None: the job ended."""
+    in_flight, ended = {}, set()
+
+    def show(index: int, epoch: int | None = None, training: int = 0) -> None:
+        if epoch is None:
+            in_flight.pop(index, None)
+            ended.add(index)
+        elif index not in ended:  # a worker's report may arrive after its job's result
+            job = job_list[index]
+            in_flight[index] = f"N={len(job[0][2])} epoch {epoch}, {training}/{len(job)} training"
+        bar.set_postfix_str("; ".join(in_flight[i] for i in sorted(in_flight)))
+
+    return show
+
+
+def _store(results_dir, job_list, finished, bar, show) -> None:
+    """Fill in and append the rows of each job as it finishes: finished yields (job index, (metrics, seconds, device))."""
+    for index, (metrics, seconds, device) in finished:
+        job = job_list[index]
+        for (_, row, _), m in zip(job, metrics):
+            row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
+                       seconds=f"{seconds / len(job):.3f}", device=device, code_version=__version__)
+        append_rows(results_dir, [row for _, row, _ in job])
+        show(index)
+        bar.update(len(job))
 
 
 def checkpoint_file(results_dir, rows) -> Path:

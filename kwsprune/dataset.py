@@ -162,19 +162,19 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
     return write_manifest(out_dir, "prepare_dataset", params, inputs={}, files=files + ["labels.json"], command=command)
 
 
-SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy")
+SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy", "hf")
 
 
 def prepare_dataset(
     data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
     n_speakers=300, seed=0, download=False, version="0.02", threads=4, normalise=None, split="hash",
-    skip_bad_files=False,
+    skip_bad_files=False, audio_column="audio", label_column="label",
 ) -> dict:
     """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/.
 
     normalise: peak (default for audio), minmax (the original's) or none (default for numpy arrays).
     split (folder source): hash (Speech Commands' speaker hash), speakers (seeded speaker-grouped 80/10/10)
-    or lists (validation_list.txt and testing_list.txt in the folder)."""
+    or lists (validation_list.txt and testing_list.txt in the folder). audio_column, label_column: the hf source's."""
     from kwsprune import sources, synth
     from kwsprune.audio import load_clip, normaliser
 
@@ -191,7 +191,8 @@ def prepare_dataset(
         "--speaker-regex": speaker_regex, "--no-resample": not resample, "--split": split if source == "folder" else None,
         "--n-speakers": n_speakers if source == "synth" else None,
         "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how,
-        "--skip-bad-files": skip_bad_files})
+        "--skip-bad-files": skip_bad_files, "--audio-column": audio_column if source == "hf" else None,
+        "--label-column": label_column if source == "hf" else None})
     load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
     fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
@@ -218,6 +219,13 @@ def prepare_dataset(
         load = lambda clip: normalised(synth.render_clip(clip, spoken[clip.relpath], rate_hz, seed))  # noqa: E731
         params.update(words=names, n_speakers=n_speakers, seed=seed, split="speaker sha1 hash 80/10/10")
         fix = "raise --n-speakers"
+    elif source == "hf":
+        from kwsprune.hf_source import hf_clips
+
+        clips, names, read = hf_clips(path, audio_column, label_column)
+        load = lambda clip: load_clip(read(clip), resample, how, f"{path}: {clip.split}/{clip.relpath}")  # noqa: E731
+        params.update(split="the dataset's train / validation / test", resample=resample)
+        fix = "give the dataset clips in every split"
     elif source == "numpy":
         with staged(out_dir, replaces_listed=True) as staging:
             return import_arrays(path, staging, params, how, command)

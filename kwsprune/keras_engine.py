@@ -53,13 +53,13 @@ def early_stopping(config: TrainConfig):
 
 
 def train_keras_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_classes: int, seeds,
-                     config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None) -> list[dict]:
+                     config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None, on_epoch=None) -> list[dict]:
     """Train one Keras model per subset of training indices, as the original did; the fast engine's contract.
 
     x_* are MFCCs (n, 99, 32), y_* class ids. Returns [{"test_loss", "test_acc", "epochs"}] in the order
     of `subsets`; epochs counts the epochs run, as the original's len(history.history['loss']).
-    device is 'cpu' or 'cuda'. checkpoint is not used: the sweep gives this engine one run a job, whose row
-    lands when it ends, so a kill loses at most the run in flight.
+    device is 'cpu' or 'cuda'. checkpoint and on_epoch are not used: the sweep gives this engine one run a job,
+    whose row lands when it ends, so a kill loses at most the run in flight.
     """
     import keras
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kwsprune.memory import keep_freed_memory
 from kwsprune.models import architecture, dense_layers
 from kwsprune.validation import InputError
 
@@ -148,17 +149,17 @@ def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor, chunk: 
 
 
 def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_classes: int, seeds,
-               config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None) -> list[dict]:
+               config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None, on_epoch=None) -> list[dict]:
     """Train one model per subset of training indices (all of one size); return each one's test metrics.
 
     x_* are MFCCs (n, 99, 32), y_* class ids. Each run's seed fixes its initialisation, its data order
     and its dropout masks. Returns [{"test_loss", "test_acc", "epochs"}] in the order of `subsets`.
     Models never exchange values; in float32 the grouped kernels' reduction order still differs from a
     lone model's by float rounding (1e-7 a step), which training can amplify. In float64 a model
-    trained alone and in a batch end identical. checkpoint: see fit.
+    trained alone and in a batch end identical. checkpoint, on_epoch: see fit.
     """
     weights, _, epochs = fit(x_train, y_train, subsets, x_valid, y_valid, n_classes, seeds, config, device,
-                             checkpoint=checkpoint)
+                             checkpoint=checkpoint, on_epoch=on_epoch)
     dtype = getattr(torch, config.dtype)
     test_loss, test_acc = evaluate(config.model, weights, torch.as_tensor(x_test, dtype=dtype, device=device),
                                    torch.as_tensor(y_test, dtype=torch.long, device=device))
@@ -168,17 +169,19 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
 
 def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, config: TrainConfig = TrainConfig(),
         device: str = "cpu", on_batch=None, checkpoint=None,
-        checkpoint_seconds: float = CHECKPOINT_SECONDS) -> tuple[dict, dict, np.ndarray]:
+        checkpoint_seconds: float = CHECKPOINT_SECONDS, on_epoch=None) -> tuple[dict, dict, np.ndarray]:
     """Train the batched models; return their weights after training (the best ones, by validation loss, as
     config.restore_best says), their last weights and the epochs each ran. on_batch(models, clips, logits), if
     given, sees every training step: the indices of the models still training (live,), the clips of their batch
     (live, batch) and the logits (batch, live, C). checkpoint: a file where the whole training state is saved at
     the end of an epoch every checkpoint_seconds, and from which the same job resumes exactly (it is ignored if
-    it belongs to another job); it is removed when the training ends.
+    it belongs to another job); it is removed when the training ends. on_epoch(epoch, models still training), if
+    given, is called after every epoch: the progress a sweep shows.
     """
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1:
         raise ValueError(f"runs trained together need subsets of one size, got sizes {sorted(sizes)}")
+    keep_freed_memory()
     n_models, n_train = len(subsets), sizes.pop()
     batch_size = config.batch_for(n_train)
     dtype = getattr(torch, config.dtype)
@@ -269,6 +272,8 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
                 stop_wait[m] += 1
                 if stop_wait[m] >= config.stop_patience:
                     active[m], stopped[m] = False, True
+        if on_epoch is not None:
+            on_epoch(epoch + 1, int(active.sum()))
         if not active.any():
             break
         if checkpoint is not None and time.monotonic() - saved_at >= checkpoint_seconds:

@@ -1,0 +1,95 @@
+"""The sweep's training jobs on Dask distributed workers (`run_all_classifications.py --backend dask`).
+
+The driver submits each batched job; a worker trains it on the training data it reads itself from the data
+root, which must be the same path on every machine (a shared filesystem; on one machine, the same folder),
+checked against the driver's data id; it returns the job's metrics and only the driver writes results/. A job
+whose worker fails is retried (its checkpoint in results/.checkpoints/ lets the retry resume where it was).
+"""
+
+import functools
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import kwsprune
+
+from kwsprune.validation import InputError
+
+log = logging.getLogger(__name__)
+RETRIES = 2  # a job is tried again this often when its worker raises or dies
+PROGRESS = "kwsprune-progress"  # the topic on which workers report (job, epoch, models training) to the driver
+
+
+def open_client(scheduler: str | None, workers: int):
+    """A Client of the scheduler at `scheduler`, or of a LocalCluster of `workers` processes sharing the cores."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("--backend dask needs Dask distributed: pip install .[dask]") from None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=30)
+        except OSError as err:
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers there ({err}): start one with "
+                             "`dask scheduler`, or leave --scheduler out for a local cluster") from None
+        _upload_code(client)
+        return client
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's start and stop are not news
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    client = Client(LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0"))
+    log.info("Dask dashboard: %s", client.dashboard_link)
+    return client
+
+
+def _upload_code(client) -> None:
+    """Send this driver's kwsprune package to every worker (and to those that join later), so that the rows it
+    writes carry the code that trained them; workers need only its dependencies installed."""
+    package = Path(kwsprune.__file__).parent
+    with tempfile.TemporaryDirectory() as folder:
+        archive = Path(folder) / "kwsprune.zip"
+        with zipfile.ZipFile(archive, "w") as zipped:
+            for source in sorted(package.glob("*.py")):
+                zipped.write(source, f"kwsprune/{source.name}")
+        client.upload_file(str(archive))
+
+
+@functools.lru_cache(maxsize=2)
+def _training_data(data_root: str, data_id: str) -> dict:
+    from kwsprune.mfcc import load_training_data
+
+    data = load_training_data(data_root)
+    if data["id"] != data_id:
+        raise InputError(f"a worker reads other training data at {data_root} (id {data['id']}, the driver's is "
+                         f"{data_id}): give every worker the same data root, e.g. on a shared filesystem")
+    return data
+
+
+def run_job(index: int, data_root: str, data_id: str, engine: str, device: str, config, subsets, seeds, checkpoint):
+    """On a worker: job `index`; reports its epochs to the driver and returns (metrics, seconds, the device it ran on)."""
+    import torch
+    from distributed import get_worker
+
+    from kwsprune.engines import start_engine, train_job
+
+    worker = get_worker()
+    torch.set_num_threads(worker.state.nthreads)
+    train, _, device, _ = start_engine(engine, device, config)
+    metrics, seconds = train_job(train, _training_data(data_root, data_id), subsets, seeds, config, device, checkpoint,
+                                 on_epoch=lambda epoch, training: worker.log_event(PROGRESS, [index, epoch, training]))
+    return metrics, seconds, device
+
+
+def train_jobs(client, data_root, data_id: str, engine: str, device: str, config, jobs, show):
+    """Submit jobs [(subsets, seeds, checkpoint)] and yield (index, (metrics, seconds, device)) as each finishes;
+    show(index, epoch, models training) sees the workers' progress."""
+    from distributed import as_completed
+
+    client.subscribe_topic(PROGRESS, lambda event: show(*event[1]))
+    futures = {client.submit(run_job, index, str(data_root), data_id, engine, device, config, subsets, seeds,
+                             checkpoint, retries=RETRIES, pure=False): index
+               for index, (subsets, seeds, checkpoint) in enumerate(jobs)}
+    log.info("%d jobs submitted to %d Dask workers", len(futures), len(client.scheduler_info()["workers"]))
+    for future in as_completed(futures):
+        yield futures[future], future.result()

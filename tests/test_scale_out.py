@@ -1,0 +1,158 @@
+"""The sweep on Dask distributed workers, and Hugging Face datasets as a source (the optional extras)."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+import prepare_dataset
+from kwsprune.audio import load_clip
+from kwsprune.classify import sweep
+from kwsprune.results import IDENTITY_FIELDS
+from kwsprune.training import TrainConfig
+
+SWEEP = dict(ns=["40", "80"], methods=["keep_hard", "random"], ratios=[0.3], ks=[4], repeats=2,
+             config=TrainConfig(max_epochs=2, dtype="float64"))  # float64: the same numbers on any worker
+
+
+def stored(root) -> dict:
+    with open(root / "results" / "runs.csv") as f:
+        return {tuple(row[k] for k in IDENTITY_FIELDS): row for row in csv.DictReader(f)}
+
+
+def numbers(rows: dict) -> dict:
+    return {key: (row["test_loss"], row["test_acc"], row["epochs"]) for key, row in rows.items()}
+
+
+@pytest.fixture
+def two_roots(fresh_features_root, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(fresh_features_root, other)
+    return fresh_features_root, other
+
+
+def test_dask_workers_give_the_rows_of_a_local_sweep(two_roots):
+    pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    local, distributed = two_roots
+    sweep(local, **SWEEP)
+    sweep(distributed, **SWEEP, backend="dask", workers=2, models_per_job=1)  # 8 jobs of one run over 2 workers
+    assert len(stored(local)) == 2 * 2 * 2  # N 40, 80 x keep_hard, random x 2 repeats: 2 jobs, one a size
+    assert numbers(stored(distributed)) == numbers(stored(local))
+
+
+def test_a_job_that_crashes_once_is_retried_and_every_row_lands_once(fresh_features_root, monkeypatch):
+    distributed = pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    import kwsprune.engines
+
+    real, crashed = kwsprune.engines.train_job, []
+
+    def crash_once(*args, **kwargs):
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError("a worker fell over")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("kwsprune.engines.train_job", crash_once)  # seen by in-process (thread) workers
+    monkeypatch.setattr("kwsprune.dask_backend.open_client", lambda scheduler, workers: distributed.Client(
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")))
+    rows = sweep(fresh_features_root, **SWEEP, backend="dask")
+    assert crashed and len(rows) == len(stored(fresh_features_root)) == 8
+
+
+def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, monkeypatch):
+    pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    import kwsprune.classify
+
+    local, distributed = two_roots
+    sweep(local, **SWEEP)
+    real, appended = kwsprune.classify.append_rows, []
+
+    def killed_after_one_job(results_dir, rows):
+        if appended:
+            raise KeyboardInterrupt  # the driver dies with one job's rows stored
+        appended.append(len(rows))
+        real(results_dir, rows)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("kwsprune.classify.append_rows", killed_after_one_job)
+        with pytest.raises(KeyboardInterrupt):
+            sweep(distributed, **SWEEP, backend="dask", workers=2)
+    assert len(stored(distributed)) == appended[0] < 8
+    sweep(distributed, **SWEEP, backend="dask", workers=2)
+    assert numbers(stored(distributed)) == numbers(stored(local))
+
+
+def fsdd_dataset(fsdd_dir, per_speaker=(3, 1, 1)):
+    """A DatasetDict built from real FSDD clips as bytes: train / validation / test, a ClassLabel of the digits."""
+    datasets = pytest.importorskip("datasets", reason="--source hf is the optional extra: pip install .[hf]")
+    splits = {"train": [], "validation": [], "test": []}
+    for digit in range(10):
+        for speaker in ("jackson", "theo"):
+            mine = sorted((fsdd_dir / "recordings").glob(f"{digit}_{speaker}_*.wav"))
+            start = 0
+            for split, count in zip(splits, per_speaker):
+                splits[split] += mine[start:start + count]
+                start += count
+    labels = datasets.ClassLabel(names=[str(d) for d in range(10)])
+
+    def table(chosen):  # bytes in, then cast: Audio(decode=False) keeps them undecoded (no torchcodec needed)
+        rows = {"audio": [{"bytes": f.read_bytes(), "path": f.name} for f in chosen], "label": [int(f.name[0]) for f in chosen],
+                "speaker_id": [f.name.split("_")[1] for f in chosen]}
+        return datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(decode=False)).cast_column("label", labels)
+
+    return datasets.DatasetDict({split: table(chosen) for split, chosen in splits.items()})
+
+
+def test_a_hugging_face_dataset_saved_to_disk_or_as_parquet(fsdd_dir, tmp_path):
+    dataset = fsdd_dataset(fsdd_dir)
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    (tmp_path / "parquet").mkdir()
+    for split, table in dataset.items():
+        table.to_parquet(str(tmp_path / "parquet" / f"{split}-00000-of-00001.parquet"))
+    prepare_dataset.main(["--data-root", str(tmp_path / "a"), "--source", "hf", "--path", str(tmp_path / "saved")])
+    prepare_dataset.main(["--data-root", str(tmp_path / "b"), "--source", "hf", "--path", str(tmp_path / "parquet")])
+    for split, n in (("train", 60), ("valid", 20), ("test", 20)):
+        a = np.load(tmp_path / "a" / "Dataset_as_Numpy" / f"{split}_x.npy")
+        np.testing.assert_array_equal(a, np.load(tmp_path / "b" / "Dataset_as_Numpy" / f"{split}_x.npy"))
+        assert a.shape == (n, 16000)
+    names = (tmp_path / "a" / "Dataset_as_Numpy" / "train_files.txt").read_text().splitlines()
+    assert names == sorted(names) and names[0] == "0_jackson_0.wav"  # the audio's own file names, sorted
+    first = load_clip((fsdd_dir / "recordings" / names[0]).read_bytes(), name=names[0])  # 8 kHz, resampled
+    np.testing.assert_array_equal(np.load(tmp_path / "a" / "Dataset_as_Numpy" / "train_x.npy")[0], first)
+    assert set(np.load(tmp_path / "a" / "Dataset_as_Numpy" / "train_speakers.npy")) == {"jackson", "theo"}
+
+
+def test_a_hugging_face_dataset_without_labels_is_refused(fsdd_dir, tmp_path, capsys):
+    dataset = fsdd_dataset(fsdd_dir).remove_columns("label")
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_dataset.main(["--data-root", str(tmp_path), "--source", "hf", "--path", str(tmp_path / "saved")])
+    assert exit_info.value.code == 2
+    assert "has no column 'label'" in capsys.readouterr().err and not (tmp_path / "Dataset_as_Numpy" / "manifest.json").exists()
+
+
+def test_speech_commands_from_hugging_face_equals_the_official_layout(speech_commands_dir, tmp_path):
+    """The sample as google/speech_commands lays it out on the hub (a file column, the audio's bytes, a ClassLabel of
+    the words): the same rows, labels and names as --source speech_commands reads from the folders and lists."""
+    datasets = pytest.importorskip("datasets", reason="--source hf is the optional extra: pip install .[hf]")
+    listed = {name: set((speech_commands_dir / f"{name}_list.txt").read_text().split()) for name in ("validation", "testing")}
+    words = sorted(p.name for p in speech_commands_dir.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    splits = {"train": [], "validation": [], "test": []}
+    for file in sorted(speech_commands_dir.glob("*/*.wav")):
+        relpath = f"{file.parent.name}/{file.name}"
+        splits["validation" if relpath in listed["validation"] else "test" if relpath in listed["testing"] else "train"].append(file)
+
+    def table(files):
+        rows = {"file": [f"{f.parent.name}/{f.name}" for f in files], "audio": [{"bytes": f.read_bytes(), "path": f.name} for f in files],
+                "label": [words.index(f.parent.name) for f in files], "speaker_id": [f.name.split("_")[0] for f in files]}
+        return datasets.Dataset.from_dict(rows).cast_column("audio", datasets.Audio(decode=False)).cast_column(
+            "label", datasets.ClassLabel(names=words))
+
+    datasets.DatasetDict({split: table(files) for split, files in splits.items()}).save_to_disk(str(tmp_path / "hub"))
+    prepare_dataset.main(["--data-root", str(tmp_path / "hf"), "--source", "hf", "--path", str(tmp_path / "hub")])
+    prepare_dataset.main(["--data-root", str(tmp_path / "sc"), "--source", "speech_commands", "--path", str(speech_commands_dir),
+                          "--words", "all"])
+    for name in ("train_x.npy", "valid_y.npy", "test_x.npy", "train_files.txt", "test_speakers.npy", "labels.json"):
+        a, b = (tmp_path / root / "Dataset_as_Numpy" / name for root in ("hf", "sc"))
+        assert a.read_bytes() == b.read_bytes(), name

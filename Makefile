@@ -39,6 +39,7 @@ benchmark: $(VENV) $(VENV)/.extras
 	$(PY) benchmarks/mfcc_speed.py
 	$(PY) benchmarks/pruning_speed.py --max-epochs 10  # forgetting capped: a full run is up to an hour
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/roofline.py  # the engine against this machine's limits, and the sweep against the original's way
 	$(PY) benchmarks/original_differences.py --data-root .
 	$(PY) benchmarks/full_scale.py  # the original's full experiment: hours here, on Dask workers, on a GPU
 

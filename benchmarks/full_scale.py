@@ -34,7 +34,7 @@ import soundfile
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from kwsprune.engines import MAX_MODELS_PER_JOB  # noqa: E402
-from kwsprune.models import architecture, dense_layers  # noqa: E402
+from kwsprune.models import forward_flops  # noqa: E402
 
 N_SCAN = [5000, 6000, 7000, 8000, 9000, 10000, 12500, 15000, 17500, 20000, 22500, 25000, 30000, 42700, 51300,
           59800, 68400, 76900]  # the original's Run_all_classifications.py
@@ -49,17 +49,6 @@ def timed(work) -> float:
     began = time.perf_counter()
     work()
     return time.perf_counter() - began
-
-
-def forward_flops(model: str = "tiny", input_shape=(99, 32), n_classes: int = N_CLASSES) -> float:
-    """Multiply-adds x 2 of one clip through the CNN."""
-    height, width = input_shape
-    flops = 0.0
-    for cin, cout, (kh, kw) in architecture(model).convs:
-        height, width = height - kh + 1, width - kw + 1
-        flops += 2 * height * width * cout * cin * kh * kw
-        height, width = height // 2, width // 2
-    return flops + sum(2 * n_in * n_out for n_in, n_out in dense_layers(model, n_classes, input_shape))
 
 
 def prepare_rate(tmp: Path, n: int = 400) -> float:
@@ -255,11 +244,11 @@ def main(argv=None):
                 for per_job in (MAX_MODELS_PER_JOB, 10)}
         driver = {"N-scan": 0.0, "K scan": sum(prune(k) for k in K_SCAN)}  # the driver prunes before training
         efficiency, two_workers = (1.0, 1.0) if args.skip_dask else dask_scaling(tmp)
-    flops_per_epoch = lambda n: 3 * forward_flops() * n + forward_flops() * N_VALID  # noqa: E731
+    flops_per_epoch = lambda n: 3 * forward_flops('tiny', N_CLASSES) * n + forward_flops('tiny', N_CLASSES) * N_VALID  # noqa: E731
     gpu_seconds = lambda n: flops_per_epoch(n) * args.epochs / (args.gpu_tflops * 1e12)  # noqa: E731
     gpu = {"N-scan": sum(gpu_seconds(n) for n in N_SCAN) * CONFIGS * REPEATS,
            "K scan": gpu_seconds(K_SCAN_N) * len(K_SCAN) * REPEATS + driver["K scan"]}
-    print(f"\nTiny CNN: {forward_flops() / 1e6:.2f} MFLOP forward per clip; an epoch at N = 76,900 with 10,000 "
+    print(f"\nTiny CNN: {forward_flops('tiny', N_CLASSES) / 1e6:.2f} MFLOP forward per clip; an epoch at N = 76,900 with 10,000 "
           f"validation clips is {flops_per_epoch(76900) / 1e12:.2f} TFLOP")
     print(f"Dask: 1 -> 2 workers on this machine scaled with efficiency {efficiency:.2f}; 2 workers of 1 thread trained "
           f"{two_workers:.2f}x as fast as one process of 2 threads")

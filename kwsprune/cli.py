@@ -85,7 +85,7 @@ def add_training_flags(parser, recipe, seed, engine, device) -> None:
     """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py). The
     recipe flags default to the named recipe's values (kwsprune.training.RECIPES)."""
     from kwsprune.models import MODELS
-    from kwsprune.training import RECIPES, RESTORE_POLICIES
+    from kwsprune.training import DTYPES, RECIPES, RESTORE_POLICIES
 
     parser.add_argument("--recipe", default=recipe, choices=list(RECIPES),
                         help="the defaults of the recipe flags below: kwsprune (batch auto: at least 8 steps an epoch; "
@@ -97,6 +97,8 @@ def add_training_flags(parser, recipe, seed, engine, device) -> None:
     parser.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (the original wrote 5e-3)")
     parser.add_argument("--max-epochs", type=at_least(1), help="epoch cap; early stopping usually ends runs sooner (170)")
     parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="when the best weights are restored")
+    parser.add_argument("--dtype", choices=DTYPES, help="float32 (default); float64: exact, slower; bfloat16: the layers in "
+                                                        "bfloat16 from float32 weights, for GPUs and CPUs with avx512_bf16")
     parser.add_argument("--seed", type=int, default=seed, help="pruning, draws and model initialisations (default: %(default)s)")
     parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
                         help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
@@ -110,7 +112,7 @@ def training_config(args):
 
     config = RECIPES[args.recipe]
     changes = {"model": args.model, "learning_rate": args.learning_rate, "max_epochs": args.max_epochs,
-               "restore_best": args.restore_best}
+               "restore_best": args.restore_best, "dtype": args.dtype}
     if args.batch_size is not None:
         changes["batch_size"] = _batch_size(args.batch_size)
     if args.learning_rate is not None and not args.learning_rate > 0:

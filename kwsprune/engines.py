@@ -1,10 +1,13 @@
 """The training engines a sweep can use, and one batched job trained with one of them."""
 
+import logging
 import time
+from pathlib import Path
 
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
+log = logging.getLogger(__name__)
 ENGINES = ("torch", "keras")
 MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
 
@@ -16,7 +19,10 @@ def start_engine(engine: str, device: str, config: TrainConfig):
     if engine == "torch":
         from kwsprune.training import train_runs
 
-        return train_runs, "torch", pick_device(device), MAX_MODELS_PER_JOB
+        device = pick_device(device)
+        if config.dtype == "bfloat16" and device == "cpu" and not cpu_has_bfloat16():
+            log.warning("--dtype bfloat16 on a CPU without avx512_bf16 or amx_bf16 is emulated: slower than float32")
+        return train_runs, "torch", device, MAX_MODELS_PER_JOB
     if engine == "keras":
         if config.dtype != "float32":
             raise InputError(f"--engine keras trains in float32 only, not {config.dtype}: use --engine torch")
@@ -28,6 +34,15 @@ def start_engine(engine: str, device: str, config: TrainConfig):
             raise InputError(f"--engine keras needs Keras 3 and a backend ({err}): pip install .[tensorflow]") from None
         return train_keras_runs, label, keras_device(device), 1  # one run a job: each row lands as its run ends
     raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+
+
+def cpu_has_bfloat16() -> bool:
+    """Does this CPU compute bfloat16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo; False where unknown)?"""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def train_job(train, data: dict, subsets, seeds, config: TrainConfig, device: str, checkpoint,

@@ -51,3 +51,27 @@ def n_parameters(name: str, n_classes: int, input_shape=(99, 32)) -> int:
     """Trainable parameters: Tiny 2,206 / 3,431, Smallest 27,445 / 29,570, LeNet 266,060 / 268,185 for 10 / 35 classes."""
     convs = sum(cout * cin * kh * kw + cout for cin, cout, (kh, kw) in architecture(name).convs)
     return convs + sum(n_in * n_out + n_out for n_in, n_out in dense_layers(name, n_classes, input_shape))
+
+
+def forward_flops(name: str, n_classes: int, input_shape=(99, 32)) -> float:
+    """Floating-point operations (multiply-adds x 2) of one clip through the CNN: 0.43 M for Tiny."""
+    height, width = input_shape
+    flops = 0.0
+    for cin, cout, (kh, kw) in architecture(name).convs:
+        height, width = height - kh + 1, width - kw + 1
+        flops += 2 * height * width * cout * cin * kh * kw
+        height, width = height // 2, width // 2
+    return flops + sum(2 * n_in * n_out for n_in, n_out in dense_layers(name, n_classes, input_shape))
+
+
+def feature_map_values(name: str, input_shape=(99, 32)) -> int:
+    """Values one clip's forward pass reads and writes: the input, each convolution's output and its pooled
+    map (a floor on the memory traffic a step moves per clip, before the backward pass doubles it)."""
+    height, width = input_shape
+    values = height * width
+    for _, cout, (kh, kw) in architecture(name).convs:
+        height, width = height - kh + 1, width - kw + 1
+        values += cout * height * width
+        height, width = height // 2, width // 2
+        values += cout * height * width
+    return values

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kwsprune.models import MODELS, flat_features, n_parameters
-from kwsprune.training import RECIPES, TrainConfig, auto_batch_size, fit, restored, train_runs
+from kwsprune.training import RECIPES, TrainConfig, auto_batch_size, fit, forward, init_params, restored, train_runs
 
 
 def toy_mfccs(n, n_classes, seed):
@@ -116,3 +116,22 @@ def test_a_job_killed_mid_training_resumes_from_its_checkpoint_to_the_same_end(t
         assert torch.equal(whole[0][name], resumed[0][name]) and torch.equal(whole[1][name], resumed[1][name])
     assert whole[2].tolist() == resumed[2].tolist()
     assert not checkpoint.exists()  # removed once the job is done
+
+
+def test_validation_computes_each_clip_once_for_every_model_and_agrees_with_a_copy_per_model():
+    x, _ = toy_mfccs(64, 4, 0)
+    params = {k: v.double() for k, v in init_params("tiny", 4, list(range(5))).items()}
+    clips = torch.as_tensor(x, dtype=torch.float64)
+    shared = forward("tiny", params, clips)  # (64, 5, 4): the first convolution over the one input
+    copied = forward("tiny", params, clips.unsqueeze(1).expand(-1, 5, -1, -1))  # the training step's layout
+    torch.testing.assert_close(shared, copied, rtol=0, atol=1e-12)
+
+
+def test_bfloat16_is_an_opt_in_that_trains():
+    assert TrainConfig().dtype == "float32" and all(recipe.dtype == "float32" for recipe in RECIPES.values())
+    x, y = toy_mfccs(600, 4, 0)
+    x_valid, y_valid = toy_mfccs(200, 4, 1)
+    x_test, y_test = toy_mfccs(200, 4, 2)
+    config = TrainConfig(batch_size=64, max_epochs=30, stop_patience=3, lr_patience=2, dtype="bfloat16")
+    results = train_runs(x, y, [np.arange(600)] * 2, x_valid, y_valid, x_test, y_test, 4, [0, 1], config)
+    assert all(r["test_acc"] > 0.9 for r in results)  # chance is 0.25

@@ -69,7 +69,7 @@ def mfcc_batch(x, sample_rate=SAMPLE_RATE, winlen=0.025, winstep=0.01, numcep=32
     padded[:, 0] = x[:, 0]
     np.subtract(x[:, 1:], preemph * x[:, :-1], out=padded[:, 1:x.shape[1]])
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len, axis=1)[:, ::frame_step]
-    spectrum = scipy.fft.rfft(frames, nfft, axis=-1)
+    spectrum = scipy.fft.rfft(frames, nfft, axis=-1, workers=-1)  # the transforms spread over every core
     power = spectrum.real**2
     power += spectrum.imag**2
     power /= nfft

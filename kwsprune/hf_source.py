@@ -59,7 +59,7 @@ def hf_clips(path, audio_column: str = "audio", label_column: str = "label"):
     A clip's relpath is its file column (google/speech_commands has one: 'yes/0a7c2a8d_nohash_0.wav'), else
     the audio's own file name (datasets keeps only the base name), whichever names every row apart, else its
     row number; rows are sorted by it within a split."""
-    from datasets import Audio
+    from datasets import Audio, ClassLabel
 
     dataset = open_dataset(path)
     splits = {ours: dataset[theirs] for theirs, ours in SPLIT_NAMES.items() if theirs in dataset}
@@ -67,17 +67,18 @@ def hf_clips(path, audio_column: str = "audio", label_column: str = "label"):
         raise InputError(f"{path} has the splits {sorted(dataset)}: --source hf needs train, validation and test")
     names = None
     clips, rows = [], {}
-    for split, table in splits.items():
+    for split, table in splits.items():  # train first: its label names are the classes
         where = f"{path} ({split} split)"
         for column in (audio_column, label_column):
             if column not in table.column_names:
                 raise InputError(f"{where} has no column {column!r} (its columns: {table.column_names}): "
                                  "pass --audio-column and --label-column")
-        split_names = _class_names(table, label_column, where)
         if names is None:
-            names = split_names
-        elif split_names != names:
-            raise InputError(f"{where} names other classes than the train split: {split_names} against {names}")
+            names = _class_names(table, label_column, where)
+            ids = {name: index for index, name in enumerate(names)}
+        elif isinstance(table.features[label_column], ClassLabel) and list(table.features[label_column].names) != names:
+            raise InputError(f"{where} names other classes than the train split: {table.features[label_column].names} "
+                             f"against {names}")
         speaker_column = next((c for c in SPEAKER_COLUMNS if c in table.column_names), None)
         table = table.cast_column(audio_column, Audio(decode=False))
         labels = table[label_column]
@@ -85,7 +86,10 @@ def hf_clips(path, audio_column: str = "audio", label_column: str = "label"):
         files = _row_names(table, audio_column)
         for index, (label, speaker, relpath) in enumerate(zip(labels, speakers, files)):
             if isinstance(label, str):
-                label = names.index(label)
+                if label not in ids:
+                    raise InputError(f"{where}: row {index} has label {label!r}, not one of the train split's "
+                                     f"{len(names)} classes")
+                label = ids[label]
             if not 0 <= label < len(names):
                 raise InputError(f"{where}: row {index} has label {label}, not one of the {len(names)} class names")
             clips.append(Clip(relpath, names[label], str(speaker) or relpath, split))

@@ -1,6 +1,7 @@
 """The sweep on Dask distributed workers, and Hugging Face datasets as a source (the optional extras)."""
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -156,3 +157,20 @@ def test_speech_commands_from_hugging_face_equals_the_official_layout(speech_com
     for name in ("train_x.npy", "valid_y.npy", "test_x.npy", "train_files.txt", "test_speakers.npy", "labels.json"):
         a, b = (tmp_path / root / "Dataset_as_Numpy" / name for root in ("hf", "sc"))
         assert a.read_bytes() == b.read_bytes(), name
+
+
+def test_string_labels_take_the_train_splits_words_and_refuse_an_unknown_one(fsdd_dir, tmp_path, capsys):
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    dataset = fsdd_dataset(fsdd_dir)
+    dataset = dataset.map(lambda row: {"word": words[row["label"]]}).remove_columns("label")
+    dataset["validation"] = dataset["validation"].filter(lambda row: row["word"] != "nine")  # a class absent: fine
+    dataset.save_to_disk(str(tmp_path / "words"))
+    prepare_dataset.main(["--data-root", str(tmp_path / "a"), "--source", "hf", "--path", str(tmp_path / "words"),
+                          "--label-column", "word"])
+    assert json.loads((tmp_path / "a" / "Dataset_as_Numpy" / "labels.json").read_text()) == sorted(words)
+    dataset["test"] = dataset["test"].map(lambda row: {"word": "ten" if row["word"] == "nine" else row["word"]})
+    dataset.save_to_disk(str(tmp_path / "ten"))
+    with pytest.raises(SystemExit) as exit_info:
+        prepare_dataset.main(["--data-root", str(tmp_path / "b"), "--source", "hf", "--path", str(tmp_path / "ten"),
+                              "--label-column", "word"])
+    assert exit_info.value.code == 2 and "has label 'ten', not one of the train split's 10 classes" in capsys.readouterr().err

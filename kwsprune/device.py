@@ -1,5 +1,7 @@
 """Which device computes: one rule for every step that can use a GPU."""
 
+from pathlib import Path
+
 from kwsprune.validation import InputError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,3 +36,12 @@ def keras_device(device: str) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return "cpu"
+
+
+def cpu_has_bfloat16() -> bool:
+    """Does this CPU compute bfloat16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo; False where unknown)?"""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

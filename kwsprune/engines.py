@@ -2,7 +2,6 @@
 
 import logging
 import time
-from pathlib import Path
 
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
@@ -14,7 +13,7 @@ MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched
 
 def start_engine(engine: str, device: str, config: TrainConfig):
     """The training function of an engine, the label its rows carry, the device it runs on, and runs per job."""
-    from kwsprune.device import keras_device, pick_device
+    from kwsprune.device import cpu_has_bfloat16, keras_device, pick_device
 
     if engine == "torch":
         from kwsprune.training import train_runs
@@ -34,15 +33,6 @@ def start_engine(engine: str, device: str, config: TrainConfig):
             raise InputError(f"--engine keras needs Keras 3 and a backend ({err}): pip install .[tensorflow]") from None
         return train_keras_runs, label, keras_device(device), 1  # one run a job: each row lands as its run ends
     raise InputError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
-
-
-def cpu_has_bfloat16() -> bool:
-    """Does this CPU compute bfloat16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo; False where unknown)?"""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def train_job(train, data: dict, subsets, seeds, config: TrainConfig, device: str, checkpoint,

@@ -34,6 +34,7 @@ import soundfile
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from kwsprune.engines import MAX_MODELS_PER_JOB  # noqa: E402
+from synthetic_root import synthetic_root  # noqa: E402
 from kwsprune.models import forward_flops  # noqa: E402
 
 N_SCAN = [5000, 6000, 7000, 8000, 9000, 10000, 12500, 15000, 17500, 20000, 22500, 25000, 30000, 42700, 51300,
@@ -168,17 +169,7 @@ def dask_scaling(tmp: Path) -> tuple[float, float]:
     """The same sweep (8 jobs of 2 runs, N 2,000 ... 3,400, 4 epochs: seconds each) in this process and on Dask
     clusters of 1 and of 2 one-thread workers: (the wall-clock speed-up from 1 to 2 workers, halved: 1.0 is ideal,
     start-up included; the training throughput of 2 workers at once against the in-process sweep's)."""
-    import prepare_dataset
-
-    rng = np.random.default_rng(0)
-    arrays, root = tmp / "arrays", tmp / "sweep"
-    arrays.mkdir()
-    for split, n in (("train", 4000), ("valid", 1000), ("test", 500)):
-        np.save(arrays / f"{split}_x.npy", rng.uniform(-0.5, 0.5, (n, 16000)).astype(np.float32))
-        np.save(arrays / f"{split}_y.npy", np.arange(n) % 10)
-    prepare_dataset.main(["--data-root", str(root), "--source", "numpy", "--path", str(arrays)])
-    subprocess.run([sys.executable, str(REPO / "extract_mfccs.py"), "--data-root", str(root)], check=True,
-                   capture_output=True)
+    root = synthetic_root(tmp, {"train": 4000, "valid": 1000, "test": 500})
     sweep = [sys.executable, str(REPO / "run_all_classifications.py"), "--data-root", str(root), "--methods", "random",
              "--ratios", "1.0", "--n", *map(str, range(2000, 3600, 200)), "--repeats", "2", "--max-epochs", "4"]
     wall, training = {}, {}

@@ -26,6 +26,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from synthetic_root import synthetic_root  # noqa: E402
 from kwsprune.models import feature_map_values, forward_flops  # noqa: E402
 from kwsprune.training import TrainConfig, evaluate, fit, init_params  # noqa: E402
 
@@ -84,17 +85,7 @@ def step_and_validation(models: int, dtype: str, device: str) -> tuple[float, fl
 
 def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_runs: int, device: str) -> None:
     """Seconds per run: the sweep (one command, batched) against one fresh Keras process per run."""
-    import prepare_dataset
-
-    rng = np.random.default_rng(0)
-    arrays, root = tmp / "arrays", tmp / "root"
-    arrays.mkdir()
-    for split, n in (("train", 1000), ("valid", N_VALID), ("test", 1000)):
-        np.save(arrays / f"{split}_x.npy", rng.uniform(-0.5, 0.5, (n, 16000)).astype(np.float32))
-        np.save(arrays / f"{split}_y.npy", np.arange(n) % N_CLASSES)
-    prepare_dataset.main(["--data-root", str(root), "--source", "numpy", "--path", str(arrays)])
-    subprocess.run([sys.executable, str(REPO / "extract_mfccs.py"), "--data-root", str(root)], check=True,
-                   capture_output=True)
+    root = synthetic_root(tmp, {"train": 1000, "valid": N_VALID, "test": 1000}, N_CLASSES)
     common = ["--data-root", str(root), "--n", str(N), "--max-epochs", str(epochs), "--recipe", "original",
               "--device", device]
 

@@ -1,5 +1,6 @@
 """Which device computes: one rule for every step that can use a GPU."""
 
+import os
 from pathlib import Path
 
 from kwsprune.validation import InputError
@@ -45,3 +46,8 @@ def cpu_has_bfloat16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container or `taskset` sets it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -127,6 +127,16 @@ def test_validation_computes_each_clip_once_for_every_model_and_agrees_with_a_co
     torch.testing.assert_close(shared, copied, rtol=0, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("model", ["tiny", "smallest", "lenet"])
+def test_the_float32_step_with_its_depthwise_first_layer_computes_the_float64_grouped_one(model):
+    x, _ = toy_mfccs(32 * 6, 4, 0)
+    clips = torch.as_tensor(x).reshape(32, 6, 99, 32)  # each model its own clips, as in a training step
+    params = init_params(model, 4, list(range(6)))
+    fast = forward(model, params, clips)  # float32 on the CPU: channels-last, first layer depthwise
+    exact = forward(model, {k: v.double() for k, v in params.items()}, clips.double())  # grouped, contiguous
+    torch.testing.assert_close(fast, exact.float(), rtol=1e-4, atol=1e-4)
+
 def test_bfloat16_is_an_opt_in_that_trains():
     assert TrainConfig().dtype == "float32" and all(recipe.dtype == "float32" for recipe in RECIPES.values())
     x, y = toy_mfccs(600, 4, 0)

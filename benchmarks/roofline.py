@@ -10,7 +10,7 @@ step: a floor on the memory traffic). Beside them, this machine's fp32 matmul ra
 measured in the same run. Then the sweep as users run it against the original's way, one fresh process
 per run of Keras' model.fit (`classification_pruning.py --engine keras`), both at N = 400 with 10,000
 validation clips and the original's recipe, on synthetic audio (their accuracies mean nothing; their
-speed does): seconds per run and the ratio.
+speed does): seconds per run and the ratio; --dtype applies to the sweep too (Keras stays in float32).
 """
 
 import argparse
@@ -83,11 +83,12 @@ def step_and_validation(models: int, dtype: str, device: str) -> tuple[float, fl
     return step, validation
 
 
-def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_runs: int, device: str) -> None:
+def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_runs: int, device: str, dtype: str) -> None:
     """Seconds per run: the sweep (one command, batched) against one fresh Keras process per run."""
     root = synthetic_root(tmp, {"train": 1000, "valid": N_VALID, "test": 1000}, N_CLASSES)
     common = ["--data-root", str(root), "--n", str(N), "--max-epochs", str(epochs), "--recipe", "original",
               "--device", device]
+    sweep_options = ["--dtype", dtype] if dtype != "float32" else []
 
     def timed(command) -> float:
         began = time.perf_counter()
@@ -97,7 +98,7 @@ def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_run
     alone = [timed([str(REPO / "classification_pruning.py"), *common, "--method", "random", "--engine", "keras",
                     "--device", "cpu", "--seed", str(1000 + run)]) for run in range(process_runs)]
     together = timed([str(REPO / "run_all_classifications.py"), *common, "--methods", "random", "--ratios", "1.0",
-                      "--repeats", str(runs)])
+                      "--repeats", str(runs), *sweep_options])
     with open(root / "results" / "runs.csv") as f:
         rows = list(csv.DictReader(f))
     epochs_of = {engine: np.mean([int(r["epochs"]) for r in rows if r["engine"].startswith(engine)] or [np.nan])
@@ -107,7 +108,7 @@ def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_run
     if process_runs:
         print(f"{'one process per run, Keras model.fit (the original)':<52s} {process_runs:5d} {epochs_of['keras']:7.1f} "
               f"{np.mean(alone):7.2f}")
-    print(f"{'the sweep: run_all_classifications.py --device ' + device:<52s} {runs:5d} {epochs_of['torch']:7.1f} "
+    print(f"{'the sweep: run_all_classifications.py ' + ' '.join(['--device', device, *sweep_options]):<52s} {runs:5d} {epochs_of['torch']:7.1f} "
           f"{per_sweep:7.2f}   ({runs / together:.2f} runs/s, start-up included)")
     if process_runs:
         print(f"the sweep against the original's way: {np.mean(alone) / per_sweep:.1f}x")
@@ -142,7 +143,7 @@ def main(argv=None):
                   f"{rate * factor * values * size / 1e9:6.1f}")
     if not args.skip_sweep:
         with tempfile.TemporaryDirectory() as tmp:
-            sweep_against_process_per_run(Path(tmp), args.epochs, args.runs, args.process_runs, args.device)
+            sweep_against_process_per_run(Path(tmp), args.epochs, args.runs, args.process_runs, args.device, args.dtype)
 
 
 if __name__ == "__main__":

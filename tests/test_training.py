@@ -137,6 +137,16 @@ def test_the_float32_step_with_its_depthwise_first_layer_computes_the_float64_gr
     exact = forward(model, {k: v.double() for k, v in params.items()}, clips.double())  # grouped, contiguous
     torch.testing.assert_close(fast, exact.float(), rtol=1e-4, atol=1e-4)
 
+
+def test_validation_with_the_fused_convolution_and_relu_gives_the_training_pass_numbers():
+    x, _ = toy_mfccs(64, 4, 0)
+    clips = torch.as_tensor(x)
+    params = init_params("tiny", 4, list(range(5)))
+    with torch.no_grad():
+        validating = forward("tiny", params, clips)  # float32 on the CPU: oneDNN's fused conv + ReLU where it exists
+    training = forward("tiny", params, clips)  # with autograd: separate convolution and ReLU
+    torch.testing.assert_close(validating, training, rtol=1e-5, atol=1e-6)
+
 def test_bfloat16_is_an_opt_in_that_trains():
     assert TrainConfig().dtype == "float32" and all(recipe.dtype == "float32" for recipe in RECIPES.values())
     x, y = toy_mfccs(600, 4, 0)

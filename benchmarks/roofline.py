@@ -104,14 +104,17 @@ def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_run
     epochs_of = {engine: np.mean([int(r["epochs"]) for r in rows if r["engine"].startswith(engine)] or [np.nan])
                  for engine in ("keras", "torch")}
     per_sweep = together / runs
-    print(f"\n{'N = 400, 10,000 validation clips, original recipe':<52s} {'runs':>5s} {'epochs':>7s} {'s/run':>7s}")
+    sweep = "the sweep: run_all_classifications.py " + " ".join(["--device", device, *sweep_options])
+    width = max(52, len(sweep))
+    print(f"\n{'N = 400, 10,000 validation clips, original recipe':<{width}s} {'runs':>5s} {'epochs':>7s} {'s/run':>7s}")
     if process_runs:
-        print(f"{'one process per run, Keras model.fit (the original)':<52s} {process_runs:5d} {epochs_of['keras']:7.1f} "
-              f"{np.mean(alone):7.2f}")
-    print(f"{'the sweep: run_all_classifications.py ' + ' '.join(['--device', device, *sweep_options]):<52s} {runs:5d} {epochs_of['torch']:7.1f} "
-          f"{per_sweep:7.2f}   ({runs / together:.2f} runs/s, start-up included)")
+        print(f"{'one process per run, Keras model.fit (the original)':<{width}s} {process_runs:5d} "
+              f"{epochs_of['keras']:7.1f} {np.mean(alone):7.2f}")
+    print(f"{sweep:<{width}s} {runs:5d} {epochs_of['torch']:7.1f} {per_sweep:7.2f}   ({runs / together:.2f} runs/s, "
+          "start-up included)")
     if process_runs:
         print(f"the sweep against the original's way: {np.mean(alone) / per_sweep:.1f}x")
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -37,7 +37,6 @@ DTYPES = ("float32", "float64", "bfloat16")  # bfloat16 is an opt-in: see TrainC
 ORIGINAL_BATCH_SIZE = 512
 # feature maps a training step holds on the CPU, at most about (models_per_step): the memory the allocator keeps
 STEP_BYTES = KEEP_BYTES
-EXACT_EVAL_CHUNK = 64  # clips a float64 validation pass takes at once, whatever the number of models
 CHECKPOINT_SECONDS = 20.0  # a killed job loses at most about this much training (plus the epoch in flight)
 
 
@@ -207,19 +206,20 @@ def models_per_step(model: str, batch: int, input_shape, device: str) -> int:
     return max(1, STEP_BYTES // (3 * 4 * batch * feature_map_values(model, input_shape)))
 
 
-def eval_chunk(n_models: int, device_type: str) -> int:
+def eval_chunk(n_models: int, x: torch.Tensor) -> int:
     """Clips a forward pass of n_models models takes at once outside training: on the CPU, about 240 model-clips,
     so that the feature maps stay in cache (measured, 2 cores, model-clips/s: 100 models, 2 clips 154k, 8 clips
-    111k; 30 models, 8 clips 178k, 32 clips 100k; 10 models, 32 clips 169k, 64 clips 110k); on a GPU, many."""
-    return max(2, min(64, 240 // n_models)) if device_type == "cpu" else max(256, 65536 // n_models)
+    111k; 30 models, 8 clips 178k, 32 clips 100k; 10 models, 32 clips 169k, 64 clips 110k); on a GPU, many.
+    In float64, the exact path, 64 whatever the number of models: a model's sums must not depend on its batch."""
+    if x.dtype == torch.float64:
+        return 64
+    return max(2, min(64, 240 // n_models)) if x.device.type == "cpu" else max(256, 65536 // n_models)
 
 
 def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Mean loss and accuracy of every model on one shared split (x (n, 99, 32), y (n,))."""
     n_models = _n_models(params)
-    # float64 is the exact path: its chunks must not depend on the number of models, or a model's sums would
-    # differ in the last bits alone and in a batch
-    chunk = EXACT_EVAL_CHUNK if x.dtype == torch.float64 else eval_chunk(n_models, x.device.type)
+    chunk = eval_chunk(n_models, x)
     total_loss = torch.zeros(n_models, dtype=torch.float64, device=x.device)
     correct = torch.zeros(n_models, dtype=torch.float64, device=x.device)
     with torch.no_grad():
@@ -427,7 +427,7 @@ def predict_proba(model: str, params: dict, x) -> np.ndarray:
     """Softmax outputs (n, n_models, n_classes) of every model for MFCCs x (n, 99, 32)."""
     reference = params["conv0.weight"]
     x = torch.as_tensor(x, dtype=reference.dtype, device=reference.device)
-    chunk = eval_chunk(_n_models(params), x.device.type)
+    chunk = eval_chunk(_n_models(params), x)
     with torch.no_grad():
         return np.concatenate([torch.softmax(forward(model, params, x[start:start + chunk]), dim=-1).cpu().numpy()
                                for start in range(0, len(x), chunk)])

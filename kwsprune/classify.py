@@ -45,7 +45,9 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
     if backend not in BACKENDS:
         raise InputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
     requested_device = device
-    train, engine_label, device, engine_per_job = start_engine(engine, device, config)
+    # on Dask each worker resolves the device itself: a driver without a GPU may send jobs to workers with one
+    train, engine_label, device, engine_per_job = start_engine(engine, device if backend == "local" else "auto",
+                                                               config)
     models_per_job = models_per_job if models_per_job and engine == "torch" else engine_per_job  # keras: one a job
     data = load_training_data(data_root)
     n_train, n_classes = len(data["y_train"]), data["n_classes"]

@@ -12,6 +12,7 @@ from kwsprune.audio import load_clip
 from kwsprune.classify import sweep
 from kwsprune.results import IDENTITY_FIELDS
 from kwsprune.training import TrainConfig
+from kwsprune.validation import InputError
 
 SWEEP = dict(ns=["40", "80"], methods=["keep_hard", "random"], ratios=[0.3], ks=[4], repeats=2,
              config=TrainConfig(max_epochs=2, dtype="float64"))  # float64: the same numbers on any worker
@@ -60,6 +61,25 @@ def test_a_job_that_crashes_once_is_retried_and_every_row_lands_once(fresh_featu
     rows = sweep(fresh_features_root, **SWEEP, backend="dask")
     assert crashed and len(rows) == len(stored(fresh_features_root)) == 8
 
+
+
+def test_the_workers_resolve_the_device_not_the_driver(fresh_features_root, monkeypatch):
+    distributed = pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    import kwsprune.device
+
+    def gpu_on_workers_only(device):  # a driver without a GPU, workers with one (the CPU standing in for it)
+        try:
+            distributed.get_worker()
+        except ValueError:  # not on a worker: the driver
+            if device == "cuda":
+                raise InputError("--device cuda but no CUDA GPU is visible") from None
+        return "cpu"
+
+    monkeypatch.setattr(kwsprune.device, "pick_device", gpu_on_workers_only)
+    monkeypatch.setattr("kwsprune.dask_backend.open_client", lambda scheduler, workers: distributed.Client(
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")))
+    rows = sweep(fresh_features_root, **SWEEP, backend="dask", device="cuda")
+    assert len(rows) == 8 and {row["device"] for row in stored(fresh_features_root).values()} == {"cpu"}
 
 def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, monkeypatch):
     pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")

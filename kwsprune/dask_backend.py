@@ -8,13 +8,13 @@ whose worker fails is retried (its checkpoint in results/.checkpoints/ lets the 
 
 import functools
 import logging
-import os
 import tempfile
 import zipfile
 from pathlib import Path
 
 import kwsprune
 
+from kwsprune.device import available_cores
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def open_client(scheduler: str | None, workers: int):
         _upload_code(client)
         return client
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's start and stop are not news
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cores() // workers)
     client = Client(LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0"))
     log.info("Dask dashboard: %s", client.dashboard_link)
     return client

@@ -30,15 +30,24 @@ def architecture(name: str) -> Architecture:
     return MODELS[name]
 
 
+def conv_shapes(name: str, input_shape=(99, 32)) -> list[tuple]:
+    """(in channels, out channels, (kernel h, w), convolution output (h, w), pooled (h, w)) of each convolution,
+    for one clip of input_shape: the one walk through the layer shapes that sizes, FLOPs and traffic come from."""
+    height, width = input_shape
+    shapes = []
+    for cin, cout, (kh, kw) in architecture(name).convs:
+        conv = (height - kh + 1, width - kw + 1)
+        height, width = conv[0] // 2, conv[1] // 2
+        shapes.append((cin, cout, (kh, kw), conv, (height, width)))
+    return shapes
+
+
 def flat_features(name: str, input_shape=(99, 32)) -> int:
     """Size of the flattened last feature map: 48 for Tiny on (99, 32) MFCCs."""
-    height, width = input_shape
-    convs = architecture(name).convs
-    for _, _, (kh, kw) in convs:
-        height, width = (height - kh + 1) // 2, (width - kw + 1) // 2
+    _, cout, _, _, (height, width) = conv_shapes(name, input_shape)[-1]
     if height < 1 or width < 1:
         raise InputError(f"MFCC input {tuple(input_shape)} is too small for the {name} CNN")
-    return convs[-1][1] * height * width
+    return cout * height * width
 
 
 def dense_layers(name: str, n_classes: int, input_shape=(99, 32)) -> list[tuple[int, int]]:
@@ -55,23 +64,12 @@ def n_parameters(name: str, n_classes: int, input_shape=(99, 32)) -> int:
 
 def forward_flops(name: str, n_classes: int, input_shape=(99, 32)) -> float:
     """Floating-point operations (multiply-adds x 2) of one clip through the CNN: 0.43 M for Tiny."""
-    height, width = input_shape
-    flops = 0.0
-    for cin, cout, (kh, kw) in architecture(name).convs:
-        height, width = height - kh + 1, width - kw + 1
-        flops += 2 * height * width * cout * cin * kh * kw
-        height, width = height // 2, width // 2
+    flops = sum(2.0 * h * w * cout * cin * kh * kw for cin, cout, (kh, kw), (h, w), _ in conv_shapes(name, input_shape))
     return flops + sum(2 * n_in * n_out for n_in, n_out in dense_layers(name, n_classes, input_shape))
 
 
 def feature_map_values(name: str, input_shape=(99, 32)) -> int:
     """Values one clip's forward pass reads and writes: the input, each convolution's output and its pooled
     map (a floor on the memory traffic a step moves per clip, before the backward pass doubles it)."""
-    height, width = input_shape
-    values = height * width
-    for _, cout, (kh, kw) in architecture(name).convs:
-        height, width = height - kh + 1, width - kw + 1
-        values += cout * height * width
-        height, width = height // 2, width // 2
-        values += cout * height * width
-    return values
+    return input_shape[0] * input_shape[1] + sum(cout * (h * w + ph * pw)
+                                                 for _, cout, _, (h, w), (ph, pw) in conv_shapes(name, input_shape))

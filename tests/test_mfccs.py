@@ -33,7 +33,6 @@ def test_silence_and_a_single_clip():
     np.testing.assert_allclose(mfcc_batch(clips[1:]), reference(clips[1:]), atol=1e-9)
 
 
-
 @pytest.mark.parametrize("params", [
     dict(nfft=256),  # frames of 400 samples truncated to the FFT size, as python_speech_features does
     dict(nfilt=40, numcep=13, ceplifter=0),
@@ -46,6 +45,7 @@ def test_other_parameters_and_lengths_match_python_speech_features(params):
     # spread over threads, in chunks of 8 that do not divide the clip count: the same numbers
     many = np.repeat(clips, 100, axis=0)  # 300 clips: two tasks of up to 256
     np.testing.assert_allclose(mfccs(many, **params), np.repeat(expected, 100, axis=0), atol=1e-4)
+
 
 def test_step_writes_every_split_and_refuses_stale_mfccs(fresh_demo_root, capsys):
     root = fresh_demo_root

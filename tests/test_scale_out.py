@@ -62,7 +62,6 @@ def test_a_job_that_crashes_once_is_retried_and_every_row_lands_once(fresh_featu
     assert crashed and len(rows) == len(stored(fresh_features_root)) == 8
 
 
-
 def test_the_workers_resolve_the_device_not_the_driver(fresh_features_root, monkeypatch):
     distributed = pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
     import kwsprune.device
@@ -80,6 +79,7 @@ def test_the_workers_resolve_the_device_not_the_driver(fresh_features_root, monk
         distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")))
     rows = sweep(fresh_features_root, **SWEEP, backend="dask", device="cuda")
     assert len(rows) == 8 and {row["device"] for row in stored(fresh_features_root).values()} == {"cpu"}
+
 
 def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, monkeypatch):
     pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")

@@ -127,7 +127,6 @@ def test_validation_computes_each_clip_once_for_every_model_and_agrees_with_a_co
     torch.testing.assert_close(shared, copied, rtol=0, atol=1e-12)
 
 
-
 @pytest.mark.parametrize("model", ["tiny", "smallest", "lenet"])
 def test_the_float32_step_with_its_depthwise_first_layer_computes_the_float64_grouped_one(model):
     x, _ = toy_mfccs(32 * 6, 4, 0)
@@ -146,6 +145,7 @@ def test_validation_with_the_fused_convolution_and_relu_gives_the_training_pass_
         validating = forward("tiny", params, clips)  # float32 on the CPU: oneDNN's fused conv + ReLU where it exists
     training = forward("tiny", params, clips)  # with autograd: separate convolution and ReLU
     torch.testing.assert_close(validating, training, rtol=1e-5, atol=1e-6)
+
 
 def test_bfloat16_is_an_opt_in_that_trains():
     assert TrainConfig().dtype == "float32" and all(recipe.dtype == "float32" for recipe in RECIPES.values())

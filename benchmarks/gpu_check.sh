@@ -18,26 +18,21 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-"$PY" - "$WORK" "$CLIPS" "$VALID" <<'EOF'
+"$PY" - "$WORK" "$CLIPS" "$VALID" > /dev/null <<'EOF'  # steps 0 and 2 print their summaries
 import sys
 from pathlib import Path
 
-import numpy as np
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+sys.path.insert(0, "benchmarks")
+from synthetic_root import synthetic_root
 
 work = Path(sys.argv[1])
 Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(work / "wav2vec2-base-random")  # the base size, random weights
 Wav2Vec2FeatureExtractor().save_pretrained(work / "wav2vec2-base-random")
-rng = np.random.default_rng(0)
-(work / "arrays").mkdir()
-for split, n in (("train", int(sys.argv[2])), ("valid", int(sys.argv[3])), ("test", 1000)):
-    np.save(work / "arrays" / f"{split}_x.npy", rng.uniform(-0.5, 0.5, (n, 16000)).astype(np.float32))
-    np.save(work / "arrays" / f"{split}_y.npy", np.arange(n) % 10)
+synthetic_root(work, {"train": int(sys.argv[2]), "valid": int(sys.argv[3]), "test": 1000})  # steps 0 and 2
 EOF
-
 ROOT="$WORK/root"
-"$PY" prepare_dataset.py --data-root "$ROOT" --source numpy --path "$WORK/arrays" > /dev/null 2>&1
-"$PY" extract_mfccs.py --data-root "$ROOT" > /dev/null 2>&1
 
 seconds() {  # wall-clock seconds of a command; its output only if it fails
   local TIMEFORMAT=%R

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from synthetic_root import synthetic_root  # noqa: E402
 from kwsprune.models import feature_map_values, forward_flops  # noqa: E402
-from kwsprune.training import TrainConfig, evaluate, fit, init_params  # noqa: E402
+from kwsprune.training import TrainConfig, compiles_validation, evaluate, fit, init_params  # noqa: E402
 
 N, N_VALID, N_CLASSES = 400, 10000, 10
 
@@ -79,7 +79,8 @@ def step_and_validation(models: int, dtype: str, device: str) -> tuple[float, fl
     weights = torch.float32 if kind == torch.bfloat16 else kind  # as fit keeps them
     params = {k: v.to(device=device, dtype=weights) for k, v in init_params("tiny", N_CLASSES, seeds).items()}
     x_valid_t, y_valid_t = torch.as_tensor(x_valid, dtype=kind, device=device), torch.as_tensor(y_valid, device=device)
-    validation = best_of(lambda: evaluate("tiny", params, x_valid_t, y_valid_t), 2)
+    compiled = compiles_validation(models, N_VALID)  # as training validates: the first pass compiles, the best is kept
+    validation = best_of(lambda: evaluate("tiny", params, x_valid_t, y_valid_t, compiled), 2)
     return step, validation
 
 
@@ -121,7 +122,8 @@ def main(argv=None):
     parser.add_argument("--models", type=int, nargs="+", default=[1, 10, 100], help="models trained together")
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float64"))
     parser.add_argument("--epochs", type=int, default=20, help="epochs a run of the sweep comparison may take")
-    parser.add_argument("--runs", type=int, default=20, help="runs of the sweep (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=100,
+                        help="runs of the sweep (default: %(default)s, the original's repeats of a configuration)")
     parser.add_argument("--process-runs", type=int, default=3,
                         help="runs of one Keras process each, on the CPU (default: %(default)s; 0: none)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))

@@ -14,7 +14,6 @@ original is a recipe field: the batch size (512 there; by default here at least 
 when the best weights are restored (always here; in the Keras of 2023 only when early stopping fired).
 """
 
-import functools
 import hashlib
 import math
 import os
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kwsprune.fused_layers import COMPILE_FROM, ConvReLU, compiler_works, conv_relu, first_layer_pooled, has_conv_relu
 from kwsprune.memory import KEEP_BYTES, keep_freed_memory
 from kwsprune.models import architecture, dense_layers, feature_map_values
 from kwsprune.validation import InputError
@@ -99,53 +99,21 @@ def _n_models(params: dict) -> int:
     return params["conv0.bias"].shape[0]
 
 
-def forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None) -> torch.Tensor:
+def forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, compiled: bool = False) -> torch.Tensor:
     """Logits (batch, n_models, n_classes) of every model; x is (batch, n_models, 99, 32), or (batch, 99, 32)
     when every model sees the same clips (validation, test): then the first convolution is one convolution
     with n_models x its channels over the shared input, not a copy of it per model. dropout_masks: one
     (batch, n_models, width) tensor per dense layer that takes dropout, in order (None: no dropout). x in
-    bfloat16: the layers compute in bfloat16 (autocast) from float32 weights; the logits come back in float32."""
+    bfloat16: the layers compute in bfloat16 (autocast) from float32 weights; the logits come back in float32.
+    compiled: over shared clips in float32 on the CPU without autograd, the first layer and its pooling come
+    from torch.compile (worth it for large passes: fused_layers.COMPILE_FROM)."""
     if x.dtype == torch.bfloat16:
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             return _forward(model, params, x, dropout_masks).float()
-    return _forward(model, params, x, dropout_masks)
+    return _forward(model, params, x, dropout_masks, compiled)
 
 
-@functools.cache
-def _fused_conv_relu():
-    """oneDNN's convolution + ReLU in one pass (the op torch.compile emits on the CPU), or None where this torch
-    build lacks it."""
-    if not torch.backends.mkldnn.is_available():
-        return None
-    return getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
-
-
-def _conv_relu(x, weight, bias, groups: int) -> torch.Tensor:
-    """relu(conv2d(x, weight, bias, groups=groups)) by the fused op, without autograd."""
-    return _fused_conv_relu()(x, weight, bias, [0, 0], [1, 1], [1, 1], groups, "relu", [None], "")
-
-
-class _FusedConvReLU(torch.autograd.Function):
-    """relu(conv2d(x, weight, bias, groups)) by oneDNN in one pass; backward as autograd does it for the two ops
-    apart (the ReLU's mask from the output, then aten's convolution backward): the same gradients."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, groups):
-        out = _conv_relu(x, weight, bias, groups)
-        ctx.save_for_backward(x, weight, out)
-        ctx.groups = groups
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight, out = ctx.saved_tensors
-        grad = torch.ops.aten.threshold_backward(grad, out, 0)
-        grads = torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[0]], [1, 1], [0, 0], [1, 1], False,
-                                                    [0, 0], ctx.groups, list(ctx.needs_input_grad[:3]))
-        return *grads, None
-
-
-def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None) -> torch.Tensor:
+def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, compiled: bool = False) -> torch.Tensor:
     arch = architecture(model)
     batch, n_models = len(x), _n_models(params)
     # on the CPU, oneDNN's float32 grouped convolutions run 1.6x faster a step in channels-last layout;
@@ -165,15 +133,22 @@ def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None) -> t
     else:
         hidden = (x.unsqueeze(1) if shared else x).contiguous(memory_format=layout)
     # in float32, oneDNN's convolution with the ReLU fused: validation 1.6x, a training step 5%, the same numbers
-    fused = fast and x.dtype == torch.float32 and _fused_conv_relu() is not None
+    fused = fast and x.dtype == torch.float32 and has_conv_relu()
+    first_pooled = None
+    if compiled and shared and fused and not torch.is_grad_enabled() and arch.convs[0][0] == 1:
+        first_pooled = first_layer_pooled(x, params["conv0.weight"].reshape(-1, 1, *arch.convs[0][2]),
+                                          params["conv0.bias"].reshape(-1))
     for i, (cin, cout, kernel) in enumerate(arch.convs):
+        if i == 0 and first_pooled is not None:
+            hidden = first_pooled
+            continue
         weight = params[f"conv{i}.weight"].reshape(n_models * cout, cin, *kernel).contiguous(memory_format=layout)
         groups = 1 if shared and i == 0 else n_models * cout if depthwise and i == 0 else n_models
         bias = params[f"conv{i}.bias"].reshape(-1)
         if fused and torch.is_grad_enabled():
-            hidden = _FusedConvReLU.apply(hidden, weight, bias, groups)
+            hidden = ConvReLU.apply(hidden, weight, bias, groups)
         elif fused:
-            hidden = _conv_relu(hidden, weight, bias, groups)
+            hidden = conv_relu(hidden, weight, bias, groups)
         else:
             hidden = F.relu(F.conv2d(hidden, weight, bias, groups=groups))
         hidden = F.avg_pool2d(hidden, 2)
@@ -211,26 +186,38 @@ def models_per_step(model: str, batch: int, input_shape, device: str) -> int:
     return max(1, STEP_BYTES // (3 * 4 * batch * feature_map_values(model, input_shape)))
 
 
-def eval_chunk(n_models: int, x: torch.Tensor) -> int:
+def eval_chunk(n_models: int, x: torch.Tensor, compiled: bool = False) -> int:
     """Clips a forward pass of n_models models takes at once outside training: on the CPU, about 240 model-clips,
     so that the feature maps stay in cache (measured, 2 cores, model-clips/s: 100 models, 2 clips 154k, 8 clips
-    111k; 30 models, 8 clips 178k, 32 clips 100k; 10 models, 32 clips 169k, 64 clips 110k); on a GPU, many.
-    In float64, the exact path, 64 whatever the number of models: a model's sums must not depend on its batch."""
+    111k; 30 models, 8 clips 178k, 32 clips 100k; 10 models, 32 clips 169k, 64 clips 110k), twice that with the
+    compiled first layer, whose map is never written (20 models: 12 clips 195k, 24 clips 194k, 32 223k; 100
+    models: 2 clips 135k, 4 202k); on a GPU, many. In float64, the exact path, 64 whatever the number of models:
+    a model's sums must not depend on its batch."""
     if x.dtype == torch.float64:
         return 64
-    return max(2, min(64, 240 // n_models)) if x.device.type == "cpu" else max(256, 65536 // n_models)
+    if x.device.type != "cpu":
+        return max(256, 65536 // n_models)
+    return max(2, min(256, 480 // n_models)) if compiled else max(2, min(64, 240 // n_models))
 
 
-def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mean loss and accuracy of every model on one shared split (x (n, 99, 32), y (n,))."""
+def compiles_validation(n_models: int, n_valid: int) -> bool:
+    """Does training validate with the compiled first layer? When each epoch's pass is large enough to pay,
+    over the epochs, for compiling it: COMPILE_FROM model-clips."""
+    return n_models * n_valid >= COMPILE_FROM
+
+
+def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor,
+             compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Mean loss and accuracy of every model on one shared split (x (n, 99, 32), y (n,)); compiled: see forward."""
     n_models = _n_models(params)
-    chunk = eval_chunk(n_models, x)
+    compiled = compiled and compiler_works()
+    chunk = eval_chunk(n_models, x, compiled)
     total_loss = torch.zeros(n_models, dtype=torch.float64, device=x.device)
     correct = torch.zeros(n_models, dtype=torch.float64, device=x.device)
     with torch.no_grad():
         for start in range(0, len(x), chunk):
             yb = y[start:start + chunk].unsqueeze(1).expand(-1, n_models)
-            logits = forward(model, params, x[start:start + chunk])  # the clips shared by every model
+            logits = forward(model, params, x[start:start + chunk], compiled=compiled)  # clips shared by every model
             total_loss += F.cross_entropy(logits.permute(0, 2, 1), yb, reduction="none").sum(dim=0).double()
             correct += (logits.argmax(dim=-1) == yb).sum(dim=0).double()
     return (total_loss / len(x)).cpu().numpy(), (correct / len(x)).cpu().numpy()
@@ -250,7 +237,8 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
                              checkpoint=checkpoint, on_epoch=on_epoch)
     dtype = getattr(torch, config.dtype)
     test_loss, test_acc = evaluate(config.model, weights, torch.as_tensor(x_test, dtype=dtype, device=device),
-                                   torch.as_tensor(y_test, dtype=torch.long, device=device))
+                                   torch.as_tensor(y_test, dtype=torch.long, device=device),
+                                   compiles_validation(len(subsets), len(x_valid)))
     return [{"test_loss": float(test_loss[m]), "test_acc": float(test_acc[m]), "epochs": int(epochs[m])}
             for m in range(len(subsets))]
 
@@ -299,6 +287,7 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
     dropout_widths = _dropout_widths(config.model, n_classes, input_shape)
     beta1, beta2 = config.adam_betas
     keep = 1.0 - config.dropout
+    compiled = compiles_validation(n_models, len(x_valid))
     job = _job_key(subsets, seeds, config, n_classes, x_train, x_valid)
     first_epoch, saved_at = 0, time.monotonic()
     saved = _load_state(checkpoint, job, device) if checkpoint is not None else None
@@ -350,7 +339,7 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
                     shape = (-1,) + (1,) * (param.dim() - 1)
                     param -= step_size.view(shape) * adam_m[name] / (adam_v[name].sqrt() + config.adam_epsilon)
         live_loss, _ = evaluate(config.model, {name: param.detach()[live] for name, param in params.items()},
-                                x_valid_t, y_valid_t)
+                                x_valid_t, y_valid_t, compiled)
         live = live.cpu().numpy()
         epochs[live] += 1
         for m, loss_m in zip(live, live_loss):

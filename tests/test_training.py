@@ -4,7 +4,9 @@ and the recipe's fields (batch size, restore policy) doing what they say."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from kwsprune import fused_layers
 from kwsprune.models import MODELS, flat_features, n_parameters
 from kwsprune.training import RECIPES, TrainConfig, auto_batch_size, fit, forward, init_params, restored, train_runs
 
@@ -145,6 +147,48 @@ def test_validation_with_the_fused_convolution_and_relu_gives_the_training_pass_
         validating = forward("tiny", params, clips)  # float32 on the CPU: oneDNN's fused conv + ReLU where it exists
     training = forward("tiny", params, clips)  # with autograd: separate convolution and ReLU
     torch.testing.assert_close(validating, training, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("filters, kernel", [(4, (2, 2)), (6, (3, 2))])
+def test_the_compiled_first_layer_is_the_convolution_relu_and_pooling(filters, kernel):
+    x = torch.as_tensor(toy_mfccs(5, 4, 0)[0])
+    weight, bias = torch.randn(filters * 3, 1, *kernel), torch.randn(filters * 3)  # 3 models
+    pooled = fused_layers.first_layer_pooled(x, weight, bias)
+    if pooled is None:
+        pytest.skip("torch.compile cannot build on this machine (no C++ compiler?): the oneDNN path runs instead")
+    expected = F.avg_pool2d(F.relu(F.conv2d(x.unsqueeze(1), weight, bias)), 2)
+    torch.testing.assert_close(pooled, expected, rtol=1e-5, atol=1e-6)
+    assert pooled.is_contiguous(memory_format=torch.channels_last)  # what the next oneDNN convolution wants
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_validation_with_the_compiled_first_layer_gives_the_onednn_numbers(model):
+    x, _ = toy_mfccs(67, 4, 0)
+    clips = torch.as_tensor(x)
+    params = init_params(model, 4, list(range(5)))
+    shorter = init_params(model, 4, list(range(5)), input_shape=(60, 32))  # clips of 0.6 s
+    fewer = {name: value[:2] for name, value in params.items()}  # fewer models, as when others have stopped
+    with torch.no_grad():  # one compiled loop for every shape: numbers of clips, models and frames
+        for weights, chunk in ((params, clips), (params, clips[:1]), (shorter, clips[:13, :60]), (fewer, clips)):
+            torch.testing.assert_close(forward(model, weights, chunk, compiled=True), forward(model, weights, chunk),
+                                       rtol=1e-5, atol=1e-6)
+
+
+def test_where_torch_compile_cannot_build_validation_takes_onednns_path(monkeypatch, caplog):
+    def no_compiler(*args):
+        raise RuntimeError("InductorError: no working C++ compiler found")
+
+    monkeypatch.setattr(fused_layers, "_compiled_first_layer", lambda: no_compiler)
+    monkeypatch.setattr(fused_layers, "_compile_failed", [])
+    x, _ = toy_mfccs(8, 4, 0)
+    params = init_params("tiny", 4, list(range(3)))
+    with torch.no_grad():
+        expected = forward("tiny", params, torch.as_tensor(x))
+        for _ in range(2):
+            torch.testing.assert_close(forward("tiny", params, torch.as_tensor(x), compiled=True), expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        "torch.compile is not available here (InductorError: no working C++ compiler found): validation runs on "
+        "oneDNN alone, about 1.2x slower"]  # said once
 
 
 def test_bfloat16_is_an_opt_in_that_trains():

@@ -145,15 +145,17 @@ def mfcc_batch(x, **params) -> np.ndarray:
     return out
 
 
-def mfccs(x, n_threads: int | None = None, **params) -> np.ndarray:
-    """MFCCs of many clips, (n_clips, n_samples) -> (n_clips, n_frames, numcep) float32, one thread a core.
+def mfccs(x, n_threads: int | None = None, out=None, **params) -> np.ndarray:
+    """MFCCs of many clips, (n_clips, n_samples) -> (n_clips, n_frames, numcep) float32, one thread a core;
+    written into out (a memory-mapped file's rows, say) when it is given.
 
     The FFT and NumPy let go of the GIL; BLAS is held to one thread per thread (its small products would
     otherwise fight over the cores).
     """
     keep_freed_memory()
     plan = _plan_for(x, params)
-    out = np.empty((len(x), plan["frames_per_clip"], plan["numcep"]), np.float32)
+    if out is None:
+        out = np.empty((len(x), plan["frames_per_clip"], plan["numcep"]), np.float32)
     share = 256  # clips a task: enough to pay for its buffers, few enough to balance the threads
 
     def fill(start):
@@ -182,7 +184,7 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
                      params["numcep"])
             out = open_output(out_dir / mfcc_file(split), np.float32, shape)
             for start in tqdm(range(0, len(x), batch_size), desc=f"{split} MFCCs", unit="batch"):
-                out[start:start + batch_size] = mfccs(x[start:start + batch_size], **params)
+                mfccs(x[start:start + batch_size], out=out[start:start + batch_size], **params)
             out.flush()
             del out
             files.append(mfcc_file(split))

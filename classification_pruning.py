@@ -10,7 +10,7 @@ per-configuration CSVs under results/history/. Early-stopped on the validation s
 """
 
 from kwsprune.classify import run_classifications
-from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, training_config
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, study_from_flags
 from kwsprune.methods import method_name
 from kwsprune.paths import REPO_ROOT
 from kwsprune.runs import parse_n, run_for
@@ -43,8 +43,7 @@ def main(argv=None):
     def classify():
         n, method = parse_n(args.n), method_name(args.method)
         runs = list(dict.fromkeys(run_for(method, args.ratio, k, n, repeat) for k in args.k for repeat in range(args.repeats)))
-        return run_classifications(args.data_root, runs, args.seed, args.engine, args.device, training_config(args),
-                                   args.n_init, args.pca, args.k if args.original_names else None)
+        return run_classifications(args.data_root, runs, study_from_flags(args))
 
     rows = run_step(classify)
     print(f"{'k':>4s} {'repeat':>6s} {'n_used':>7s} {'test_loss':>10s} {'test_acc':>9s} {'epochs':>7s}")

@@ -5,16 +5,25 @@
   python run_all_classifications.py --n all --ratios 0.1 0.3 0.5 --methods ssp_hard ccs random --class-balanced
   python run_all_classifications.py --recipe original --original-names   # the original's recipe and file names
   python run_all_classifications.py --backend dask --scheduler tcp://HOST:8786   # on a Dask cluster
+  python run_all_classifications.py --n all --ratios 0.9 0.1 --methods ssp_easy keep_hard random --repeats auto
+  python run_all_classifications.py --n all --repeats auto --plan                 # what it would train, and hours
 
 Prunes the kept sets it needs that y_pruned/ lacks. Resumable: a run whose identity (configuration,
 recipe and inputs) is already in results/runs.csv is not trained again, so a killed sweep restarts
 where it stopped. Runs of the same size train as one batched job.
+
+--repeats auto trains in rounds (--round-size repeats for every comparison still open) and stops each
+comparison of a method with random as soon as its anytime-valid confidence sequence decides it: better,
+worse, equivalent (within --margin) or, at --max-repeats, undecided. The study's family-wise error is
+--alpha, across all its comparisons and those a later sweep adds (docs/verdicts.md).
 """
 
 from kwsprune.classify import sweep
-from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, training_config
-from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
+from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, study_from_flags
+from kwsprune.methods import ALIASES, BALANCED, METHODS
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
+from kwsprune.plan import plan
+from kwsprune.study import AUTO
 
 DATA_ROOT = REPO_ROOT
 N = ["200", "400", "600", "800"]        # clips per run ("all": every kept clip)
@@ -24,7 +33,11 @@ K = [10]                                # k-means clusters; several values give 
 N_INIT = 10                             # k-means starts (the original's scikit-learn ran 10)
 PCA = None                              # PCA dimension before the original's k-means
 CLASS_BALANCED = False                  # the class-balanced variant of every method
-REPEATS = 100
+REPEATS = 100           # a number, or "auto": rounds until each comparison with random is decided
+ALPHA = 0.05            # auto: the study's family-wise error (any wrong better / worse / equivalent)
+MARGIN = 0.01           # auto: "equivalent" is surely within this accuracy difference of random
+MAX_REPEATS = 100       # auto: a comparison still open after this many repeats is "undecided"
+ROUND_SIZE = 5          # auto: repeats added to every open comparison each round
 RECIPE = "kwsprune"      # kwsprune | original: the defaults of --model, --batch-size, --learning-rate, --max-epochs, --restore-best
 SEED = 0                 # the pruning's seed, and the draws' and models'
 ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
@@ -43,7 +56,17 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
     parser.add_argument("--class-balanced", action="store_true", default=CLASS_BALANCED,
                         help=f"the class-balanced variant of every method (<name>{BALANCED})")
-    parser.add_argument("--repeats", type=at_least(1), default=REPEATS)
+    parser.add_argument("--repeats", type=repeats, default=REPEATS,
+                        help=f"runs of each configuration, or {AUTO!r}: until each comparison with random is decided "
+                             "(default: %(default)s)")
+    parser.add_argument("--alpha", type=float, default=ALPHA,
+                        help="auto: the chance that any verdict of the study is wrong (default: %(default)s)")
+    parser.add_argument("--margin", type=float, default=MARGIN,
+                        help="auto: equivalent means surely within this of random's accuracy (default: %(default)s)")
+    parser.add_argument("--max-repeats", type=at_least(2), default=MAX_REPEATS,
+                        help="auto: undecided after this many repeats (default: %(default)s)")
+    parser.add_argument("--round-size", type=at_least(1), default=ROUND_SIZE,
+                        help="auto: repeats added to every open comparison a round (default: %(default)s)")
     add_pruning_flags(parser, K, N_INIT, PCA)
     add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
     parser.add_argument("--backend", default=BACKEND, choices=("local", "dask"),
@@ -55,13 +78,20 @@ def main(argv=None):
     parser.add_argument("--models-per-job", type=at_least(1), default=MODELS_PER_JOB,
                         help="at most this many runs of one size trained together; fewer makes more, shorter jobs for "
                              "more workers (default: %(default)s)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print what the sweep would train and its hours on this machine, and train nothing")
     args = parser.parse_args(argv)
-    rows = run_step(lambda: sweep(args.data_root, args.n, with_balance(args.methods, args.class_balanced), args.ratios,
-                                  args.k, args.repeats, args.seed, args.n_init, args.pca, args.original_names,
-                                  engine=args.engine, device=args.device, config=training_config(args),
-                                  backend=args.backend, scheduler=args.scheduler, workers=args.workers,
-                                  models_per_job=args.models_per_job))
-    print(f"{len(rows)} runs in {args.data_root}/{RESULTS_DIR}/{RUNS_FILE}; Plots/plot_results.py draws them")
+    if args.plan:
+        print(run_step(lambda: plan(args.data_root, study_from_flags(args))))
+        return
+    rows = run_step(lambda: sweep(args.data_root, study_from_flags(args)))
+    print(f"{len(rows)} runs in {args.data_root}/{RESULTS_DIR}/{RUNS_FILE}; Plots/plot_results.py draws them with "
+          "each comparison's verdict")
+
+
+def repeats(text: str):
+    """argparse type of --repeats: a whole number >= 1, or 'auto'."""
+    return AUTO if text == AUTO else at_least(1)(text)
 
 
 if __name__ == "__main__":

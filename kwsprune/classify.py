@@ -6,6 +6,7 @@ import functools
 import hashlib
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,34 +22,47 @@ from kwsprune.mfcc import load_training_data
 from kwsprune.models import n_parameters
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
-from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, identity, read_runs,
-                              set_aside, studies, write_original_history)
+from kwsprune.results import (
+    WHOLE_SET,
+    append_rows,
+    current_inputs,
+    describe_set_aside,
+    describe_study,
+    identity,
+    read_runs,
+    set_aside,
+    studies,
+    study_id,
+    study_key,
+    write_original_history,
+)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
-from kwsprune.training import TrainConfig
+from kwsprune.sequential import OPEN
+from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
 from kwsprune.validation import InputError
+from kwsprune.verdicts import judge
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "dask")
 CHECKPOINT_DIR = ".checkpoints"  # under results/: the training state of the jobs in flight
 
 
-def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str = "torch", device: str = "auto",
-                        config: TrainConfig = TrainConfig(), n_init: int = 10, pca: int | None = None,
-                        original_names_for: list[int] | None = None, backend: str = "local",
-                        scheduler: str | None = None, workers: int = 2, models_per_job: int | None = None) -> list[dict]:
+def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     """Train every run whose identity is not yet in results/runs.csv, in batched jobs of runs of one size, and
-    append their rows as each job ends; return the rows of all `runs`, trained now or before, in order. Kept sets
-    come from the pruning set-up (k, n_init, seed, pca). original_names_for: the K values for which to write the
-    original's history files too (None: none). backend: "local" (this process) or "dask" (the jobs on Dask
-    workers: the scheduler at `scheduler`, or a LocalCluster of `workers` processes; kwsprune.dask_backend).
-    models_per_job: at most this many runs trained together by the torch engine (None: 100)."""
-    if backend not in BACKENDS:
-        raise InputError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
-    requested_device = device
+    append their rows as each job ends; return the rows of all `runs`, trained now or before, in order. The study
+    gives the recipe, the pruning set-up the kept sets come from (its ks, n_init, seed, pca), whether to write the
+    original's history files too, and the backend: "local" (this process) or "dask" (the jobs on Dask workers: the
+    scheduler at study.scheduler, or a LocalCluster of study.workers processes; kwsprune.dask_backend). The
+    comparisons with random that the runs make are registered in the study's ledger (kwsprune.study) first."""
+    if study.backend not in BACKENDS:
+        raise InputError(f"--backend {study.backend!r}: choose one of {', '.join(BACKENDS)}")
+    seed, engine, config, n_init, pca = study.seed, study.engine, study.config, study.n_init, study.pca
+    backend, requested_device = study.backend, study.device
+    device = study.device
     # on Dask each worker resolves the device itself: a driver without a GPU may send jobs to workers with one
     train, engine_label, device, engine_per_job = start_engine(engine, device if backend == "local" else "auto",
                                                                config)
-    models_per_job = models_per_job if models_per_job and engine == "torch" else engine_per_job  # keras: one a job
+    models_per_job = study.models_per_job if engine == "torch" else engine_per_job  # keras: one a job
     data = load_training_data(data_root)
     n_train, n_classes = len(data["y_train"]), data["n_classes"]
     chance = chance_level(data["y_test"], n_classes)
@@ -92,6 +106,7 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
         rows.append(done.get(identity(row), row))
         if identity(row) not in done:
             jobs.setdefault(len(subset), []).append((run, row, subset))
+    register_comparisons(results_dir, rows, study)
     todo = sum(len(members) for members in jobs.values())
     log.info("%d runs to train, %d already in %s", todo, len(runs) - todo, results_dir / RUNS_FILE)
     job_list = [members[start:start + models_per_job] for members in jobs.values()
@@ -108,12 +123,12 @@ def run_classifications(data_root, runs: list[Run], seed: int = 0, engine: str =
         else:
             from kwsprune.dask_backend import open_client, train_jobs
 
-            with open_client(scheduler, workers) as client:
+            with open_client(study.scheduler, study.workers) as client:
                 _store(results_dir, job_list, train_jobs(client, Path(data_root).resolve(), data["id"], engine,
                                                          requested_device, config, specs, show), bar, show)
-    if original_names_for is not None:
+    if study.original_names:
         for members in studies(rows).values():
-            written = write_original_history(results_dir, members, original_names_for)
+            written = write_original_history(results_dir, members, list(study.ks))
             log.info("wrote %d CSVs under the original's names into %s", len(written), results_dir)
     report_chance(rows)
     return rows
@@ -178,30 +193,79 @@ def report_chance(rows) -> None:
                     float(first["chance"]), hint)
 
 
-def sweep(data_root, ns, methods, ratios, ks=(10,), repeats: int = 100, seed: int = 0, n_init: int = 10,
-          pca: int | None = None, original_names: bool = False, **kwargs) -> list[dict]:
-    """Step 5: every (n, method, ratio, k, repeat), pruning first the kept sets that are missing; resumable."""
-    methods = [method_name(m) for m in methods]
-    ns = [parse_n(n) for n in ns]
-    if repeats < 1:
-        raise InputError(f"--repeats {repeats}: give a whole number >= 1")
-    for ratio in ratios:
-        if not (0 <= ratio < 1 or (ratio == 1.0 and set(methods) == {"random"})):
+def register_comparisons(results_dir, rows, study: Study) -> None:
+    """Register the comparisons with random that these rows make (a method's runs at a ratio, k and N) in their
+    study's ledger, before anything is trained or judged: each gets its share of the study's error once."""
+    by_study: dict[tuple, list] = {}
+    for row in rows:
+        if row["method"] != "random" and row["kept"] != WHOLE_SET:
+            by_study.setdefault(study_key(row), []).append((row["method"], row["ratio"], row["k"], row["n"]))
+    for key, found in by_study.items():
+        register(results_dir, study_id(key), describe_study(key), found, study)
+
+
+def check_sweep(data_root, study: Study) -> Study:
+    """The study with method names and sizes in their canonical spelling, every value checked."""
+    study = replace(study, methods=tuple(method_name(m) for m in study.methods), ns=tuple(parse_n(n) for n in study.ns))
+    check_stopping(study)
+    for ratio in study.ratios:
+        if not (0 <= ratio < 1 or (ratio == 1.0 and set(study.methods) == {"random"})):
             raise InputError(f"--ratios {ratio}: a ratio is the fraction removed, in [0, 1) (1.0, the whole training "
                              "set, is for --methods random alone)")
-    for k in ks:
-        check_setup(PruningSetup(k, n_init, seed, pca))
-    runs = list(dict.fromkeys(run_for(method, ratio, k, n, repeat) for repeat in range(repeats) for n in ns
-                              for method in methods for k in ks for ratio in ratios))
-    needed = {(run.k, run.method, run.ratio) for run in runs if run.k is not None}
+    for k in study.ks:
+        check_setup(PruningSetup(k, study.n_init, study.seed, study.pca))
+    return study
+
+
+def sweep(data_root, study: Study) -> list[dict]:
+    """Step 5: every (n, method, ratio, k, repeat) of the study, pruning first the kept sets that are missing;
+    resumable. With repeats AUTO, in rounds until each comparison with random is decided (sequential_sweep)."""
+    study = check_sweep(data_root, study)
+    needed = {(k, method, ratio) for method in study.methods for ratio in study.ratios for k in study.ks
+              for n in study.ns if run_for(method, ratio, k, n, 0).k is not None}
     missing = [(k, method, ratio) for k, method, ratio in needed
-               if not is_made(data_root, PruningSetup(k, n_init, seed, pca), method, ratio)]
+               if not is_made(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), method, ratio)]
     if missing:
         run_pruning(data_root, sorted({m for _, m, _ in missing}), sorted({r for _, _, r in missing}),
-                    sorted({k for k, _, _ in missing}), seed, n_init, pca)
-    if original_names:
-        for k in ks:
-            export_original_names(data_root, PruningSetup(k, n_init, seed, pca), methods, [r for r in ratios if r < 1])
-    return run_classifications(data_root, runs, seed=seed, n_init=n_init, pca=pca,
-                               original_names_for=list(ks) if original_names else None, **kwargs)
+                    sorted({k for k, _, _ in missing}), study.seed, study.n_init, study.pca)
+    if study.original_names:
+        for k in study.ks:
+            export_original_names(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), list(study.methods),
+                                  [r for r in study.ratios if r < 1])
+    if study.sequential:
+        return sequential_sweep(data_root, study)
+    runs = list(dict.fromkeys(run_for(method, ratio, k, n, repeat) for repeat in range(study.repeats) for n in study.ns
+                              for method in study.methods for k in study.ks for ratio in study.ratios))
+    return run_classifications(data_root, runs, study)
 
+
+def sequential_sweep(data_root, study: Study) -> list[dict]:
+    """--repeats auto: rounds of study.round_size repeats for every comparison still open, until each is decided or
+    at study.max_repeats. A comparison is judged after each round on its pairs of the repeats trained so far; the
+    decision rests on the rows alone, so a killed or re-run sweep makes the same decisions and trains nothing twice.
+    Random's runs at an N go on while any comparison there needs them; a round's runs of one size train as one job.
+    Returns the rows of every comparison."""
+    results_dir = step_dir(data_root, RESULTS_DIR)
+    every = comparisons(study)
+    if not every:
+        raise InputError("--repeats auto compares methods with random: add a method to --methods besides random, or "
+                         "give a number of repeats")
+    pending, end, collected = every, 0, {}
+    while end < study.max_repeats and pending:
+        new_end = min(end + study.round_size, study.max_repeats)
+        runs = list(dict.fromkeys(run for c in pending for run in comparison_runs(c, range(new_end))))
+        rows = run_classifications(data_root, runs, study)
+        collected.update((identity(row), row) for row in rows)
+        judged = judge_study(results_dir, rows, pending, study, below=new_end)
+        pending = [c for c in pending if judged[c]["verdict"] == OPEN]
+        log.info("after %d repeats: %d of the %d comparisons are still open", new_end, len(pending), len(every))
+        end = new_end
+    return list(collected.values())
+
+
+def judge_study(results_dir, rows, chosen: list, study: Study, below: int | None = None) -> dict:
+    """{comparison: its verdict line (kwsprune.verdicts.judge)} on the rows' repeats below `below`, each at the
+    error share its study's ledger gave it."""
+    key = next((study_key(row) for row in rows if row["kept"] != WHOLE_SET), None)
+    batches = shares(read_ledger(results_dir, study_id(key))) if key else {}
+    return {c: judge(rows, c, batches[c]["alpha_each"], study.margin, study.most_repeats, below=below) for c in chosen}

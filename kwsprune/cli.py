@@ -129,3 +129,18 @@ def add_pruning_flags(parser, ks, n_init, pca) -> None:
     parser.add_argument("--pca", type=at_least(1), default=pca, help="PCA dimension before the original's k-means (default: none)")
     parser.add_argument("--original-names", action="store_true",
                         help="also write the original's file names (simple/hard/normal), which its scripts read")
+
+
+def study_from_flags(args):
+    """The Study (kwsprune.study) the flags of a training script ask for; flags a script lacks keep their defaults."""
+    from kwsprune.methods import with_balance
+    from kwsprune.study import Study
+
+    given = {name: getattr(args, name) for name in ("repeats", "alpha", "margin", "max_repeats", "round_size", "seed",
+                                                    "n_init", "pca", "original_names", "engine", "device", "backend",
+                                                    "scheduler", "workers", "models_per_job") if hasattr(args, name)}
+    methods = args.methods if hasattr(args, "methods") else [args.method]
+    return Study(ns=tuple(args.n if isinstance(args.n, list) else [args.n]),
+                 methods=tuple(with_balance(methods, getattr(args, "class_balanced", False))),
+                 ratios=tuple(args.ratios if hasattr(args, "ratios") else [args.ratio]), ks=tuple(args.k),
+                 config=training_config(args), **given)

@@ -15,15 +15,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from kwsprune.artefacts import write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
 from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
-from kwsprune.results import (current_inputs, describe_set_aside, describe_study, read_runs, set_aside,  # noqa: E402
-                              studies, study_id)
+from kwsprune.results import WHOLE_SET, current_inputs, describe_set_aside, describe_study, read_runs, set_aside, studies, study_id  # noqa: E402
 from kwsprune.runs import run_for  # noqa: E402
+from kwsprune.sequential import BETTER, EQUIVALENT, OPEN, SLIGHTLY_BETTER, SLIGHTLY_WORSE, UNDECIDED, WORSE  # noqa: E402
+from kwsprune.study import register, shares  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
+from kwsprune.verdicts import format_table, judge, paired  # noqa: E402
 
 log = logging.getLogger(__name__)
+REPORT_FILE = "report.md"  # under Plots/: the verdict tables and the figures, per study
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -32,15 +36,6 @@ def mean_ci(values) -> tuple[float, float]:
     if len(values) < 2:
         return float(values.mean()), 0.0
     return float(values.mean()), float(stats.t.ppf(0.975, len(values) - 1) * stats.sem(values))
-
-
-def paired_p(values, baseline) -> float:
-    """p of a paired t-test; nan with fewer than three pairs (one degree of freedom makes any p possible) or when
-    every difference is the same."""
-    differences = np.subtract(values, baseline)
-    if len(differences) < 3 or np.ptp(differences) == 0:
-        return float("nan")
-    return float(stats.ttest_rel(values, baseline).pvalue)
 
 
 def line_of(row, by_ratio: bool = True) -> tuple:
@@ -78,53 +73,126 @@ def _save(fig, folder, name):
     plt.close(fig)
 
 
+VERDICT_COLOURS = {BETTER: "tab:green", SLIGHTLY_BETTER: "yellowgreen", EQUIVALENT: "tab:blue", WORSE: "tab:red",
+                   SLIGHTLY_WORSE: "lightcoral", OPEN: "grey", UNDECIDED: "grey"}
+VERDICT_MARKERS = {BETTER: "^", SLIGHTLY_BETTER: "^", EQUIVALENT: "s", WORSE: "v", SLIGHTLY_WORSE: "v", OPEN: "o",
+                   UNDECIDED: "o"}
+RANDOM_MARKER = "*"
+
+
 def _label(method, ratio, k, view, several_k) -> str:
     label = method if view == "fraction" or k == "" else f"{method} (ratio {ratio})"
     return label + (f", k {k}" if several_k and k else "")
 
 
-def plot_curves(rows, folder, suffix: str = "", title: str = "") -> list[str]:
-    """Accuracy and loss against N (equal-N runs) and against the fraction kept (runs with n = all); returns
-    the names of the figures written."""
+def _fraction_asked(row) -> float:
+    """The fraction of the training set a row's kept set was asked to hold: 1 - ratio (1.0 on the whole set)."""
+    return 1.0 if row["kept"] == WHOLE_SET else round(1 - float(row["ratio"]), 6)
+
+
+def _marker(method, ratio, k, n, verdicts) -> str:
+    return RANDOM_MARKER if method == "random" else VERDICT_MARKERS.get(verdicts.get((method, ratio, k, n)), "o")
+
+
+def _verdict_legend(ax) -> None:
+    """Legend entries for the verdict markers, after the methods'."""
+    from matplotlib.lines import Line2D
+
+    entries = [(RANDOM_MARKER, "random (the baseline)"), ("^", "better than random"), ("v", "worse than random"),
+               ("s", "equivalent to random"), ("o", "open / undecided"), ("o_", "not clearly above chance")]
+    return [Line2D([], [], marker=m.rstrip("_"), linestyle="", color="black", markerfacecolor="white" if m.endswith("_")
+                   else "black", label=label) for m, label in entries]
+
+
+def plot_curves(rows, folder, suffix: str = "", title: str = "", verdicts: dict | None = None) -> list[str]:
+    """Accuracy and loss against N (equal-N runs) and against the fraction of the training set kept (runs with
+    n = all, on a fixed 0-1 axis), a marker per point by its verdict against random; where a view has one N or one
+    fraction, the methods side by side instead. Returns the names of the figures written."""
+    verdicts = verdicts or {}
     views = [("n", [r for r in rows if r["n"] != "all"], lambda r: int(r["n"]), "training clips N"),
-             ("fraction", [r for r in rows if r["n"] == "all"], lambda r: float(r["fraction_kept"]), "fraction of training set kept")]
+             ("fraction", [r for r in rows if r["n"] == "all"], _fraction_asked, "fraction of the training set kept")]
     several_k = len({r["k"] for r in rows if r["k"]}) > 1
     written = []
     for view, view_rows, key, xlabel in views:
         if not view_rows:
             continue
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        # against N, a line per method and ratio (a marker per ratio); against the fraction kept, the ratios
-        # are the line's points
-        lines = sorted(group(view_rows, key, by_ratio=view == "n").items(), key=str)
-        markers = dict(zip(sorted({ratio for (_, ratio, _), _ in lines}, key=str), "osD^v<>pP*X"))
-        for (method, ratio, k), by_x in lines:
-            xs = sorted(by_x)
-            style = method_style(method)
-            label = _label(method, ratio, k, view, several_k)
-            for ax, metric, top in zip(axes, ("test_acc", "test_loss"), (1.0, np.inf)):
-                means, halves = zip(*(mean_ci([float(r[metric]) for r in by_x[x]]) for x in xs))
-                ax.plot(xs, means, label=label, **style)
-                at_chance = np.array([flag_of(by_x[x]) == "CHANCE" for x in xs])
-                marker = markers.get(ratio, "o")
-                ax.scatter(np.array(xs)[~at_chance], np.array(means)[~at_chance], marker=marker, color=style["color"], s=24)
-                ax.scatter(np.array(xs)[at_chance], np.array(means)[at_chance], marker=marker, facecolors="white",
-                           edgecolors=style["color"], s=30, zorder=3)
-                ax.fill_between(xs, np.clip(np.subtract(means, halves), 0, top), np.clip(np.add(means, halves), 0, top),
-                                color=style["color"], alpha=0.12)
-        chances = {float(r["chance"]) for r in view_rows if r["chance"]}
-        if chances:
-            axes[0].axhline(max(chances), color="grey", linestyle=":", linewidth=1, label="chance (open markers: not clearly above it)")
-        for ax, ylabel in zip(axes, ("test accuracy", "test loss")):
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-        handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-        axes[1].legend(handles.values(), handles.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
-        fig.suptitle(f"mean over repeats, 95% confidence band\n{title}", fontsize=9)
+        xs_all = {key(r) for r in view_rows if r["kept"] != WHOLE_SET} or {key(r) for r in view_rows}
+        if len(xs_all) == 1:
+            fig = _side_by_side(view_rows, key, xlabel, next(iter(xs_all)), verdicts, several_k, view)
+        else:
+            fig = _lines(view_rows, key, xlabel, verdicts, several_k, view)
+        fig.suptitle(f"mean over repeats with its 95% confidence interval; markers: verdict against random\n{title}",
+                     fontsize=9)
         _save(fig, folder, f"accuracy_vs_{view}{suffix}")
         written.append(f"accuracy_vs_{view}{suffix}")
     return written
+
+
+def _lines(view_rows, key, xlabel, verdicts, several_k, view):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    # against N, a line per method and ratio; against the fraction kept, the ratios are the line's points
+    lines = sorted(group(view_rows, key, by_ratio=view == "n").items(), key=str)
+    for (method, ratio, k), by_x in lines:
+        xs = sorted(by_x)
+        style = method_style(method)
+        label = _label(method, ratio, k, view, several_k)
+        for ax, metric, top in zip(axes, ("test_acc", "test_loss"), (1.0, np.inf)):
+            means, halves = zip(*(mean_ci([float(r[metric]) for r in by_x[x]]) for x in xs))
+            ax.plot(xs, means, label=label, **style)
+            for x, mean in zip(xs, means):
+                first = by_x[x][0]
+                at_chance = flag_of(by_x[x]) == "CHANCE"
+                ax.scatter([x], [mean], marker=_marker(method, first["ratio"], first["k"], first["n"], verdicts), s=36,
+                           color=style["color"], facecolors="white" if at_chance else style["color"], zorder=3)
+            ax.fill_between(xs, np.clip(np.subtract(means, halves), 0, top), np.clip(np.add(means, halves), 0, top),
+                            color=style["color"], alpha=0.12)
+    _finish(fig, axes, view_rows, xlabel)
+    if view == "fraction":
+        for ax in axes:
+            ax.set_xlim(0, 1.02)
+    return fig
+
+
+def _side_by_side(view_rows, key, xlabel, x, verdicts, several_k, view):
+    """One N or one fraction: each method a point with its interval, side by side, marked by its verdict."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    configs = sorted(group(view_rows, key, by_ratio=True).items(),
+                     key=lambda item: (item[0][0] != "random", item[0][0], str(item[0][1:])))
+    names = []
+    for position, ((method, ratio, k), by_x) in enumerate(configs):
+        members = [r for rs in by_x.values() for r in rs]
+        style = method_style(method)
+        first = members[0]
+        at_chance = flag_of(members) == "CHANCE"
+        for ax, metric in zip(axes, ("test_acc", "test_loss")):
+            mean, half = mean_ci([float(r[metric]) for r in members])
+            ax.errorbar([position], [mean], yerr=[half], color=style["color"], capsize=4, linestyle="")
+            ax.scatter([position], [mean], marker=_marker(method, ratio, k, first["n"], verdicts), s=60, zorder=3,
+                       color=style["color"], facecolors="white" if at_chance else style["color"])
+            ax.scatter(np.full(len(members), position + 0.18), [float(r[metric]) for r in members], s=6,
+                       color=style["color"], alpha=0.5)
+        names.append(_label(method, ratio, k, "fraction", several_k) +
+                     (f"\n{verdicts[(method, ratio, k, first['n'])]}" if (method, ratio, k, first["n"]) in verdicts else ""))
+    where = f"N = {x}" if view == "n" else f"{x:.0%} of the training set kept"
+    for ax in axes:
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(names) - 0.4)
+    _finish(fig, axes, view_rows, f"method ({where}); small dots: single runs")
+    return fig
+
+
+def _finish(fig, axes, view_rows, xlabel) -> None:
+    chances = {float(r["chance"]) for r in view_rows if r["chance"]}
+    if chances:
+        axes[0].axhline(max(chances), color="grey", linestyle=":", linewidth=1, label="chance")
+    for ax, ylabel in zip(axes, ("test accuracy", "test loss")):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    extra = _verdict_legend(axes[1])
+    axes[1].legend(list(handles.values()) + extra, list(handles.keys()) + [h.get_label() for h in extra], fontsize=8,
+                   loc="upper left", bbox_to_anchor=(1.02, 1))
 
 
 def _random_baseline(ratio: str, k: str, n: str) -> tuple[str, str]:
@@ -134,10 +202,10 @@ def _random_baseline(ratio: str, k: str, n: str) -> tuple[str, str]:
 
 
 def summary_table(rows) -> str:
-    """Per N: each method's mean accuracy and standard deviation, its difference to random, a paired t-test over
-    repeats, and a flag where the result is not clearly above chance."""
+    """Per N: each method's mean accuracy and standard deviation, its mean paired difference to random, and a flag
+    where the result is not clearly above chance (whether a difference is real: the verdict table)."""
     lines = [f"{'N':>6s} {'method':>30s} {'ratio':>6s} {'k':>4s} {'runs':>5s} {'mean acc':>9s} {'sd':>7s} "
-             f"{'vs random':>10s} {'p (paired)':>11s}  flag"]
+             f"{'vs random':>10s}  flag"]
     by_n: dict = {}
     for row in rows:
         by_n.setdefault(row["n"], []).append(row)
@@ -155,12 +223,62 @@ def summary_table(rows) -> str:
             if method != "random" and baseline:
                 paired = sorted(set(acc) & set(baseline))
                 diff = np.mean([acc[r] - baseline[r] for r in paired]) if paired else float("nan")
-                p = paired_p([acc[r] for r in paired], [baseline[r] for r in paired])
-                line += f" {diff:+10.4f} {p:11.3g}"
+                line += f" {diff:+10.4f}"
             else:
-                line += f" {'':>10s} {'':>11s}"
+                line += f" {'':>10s}"
             lines.append(f"{line}  {flag_of([rs[0] for rs in by_repeat.values()])}".rstrip())
     return "\n".join(lines)
+
+
+def study_verdicts(results_dir, members, key) -> list[dict]:
+    """The verdict line (kwsprune.verdicts.judge) of every comparison with random that a study's rows make, each at
+    the error share its ledger gave it; comparisons no sweep registered (rows of an older kwsprune, say) are
+    registered now, as one batch."""
+    found = list(dict.fromkeys((r["method"], r["ratio"], r["k"], r["n"]) for r in members
+                               if r["method"] != "random" and r["kept"] != WHOLE_SET))
+    found = [c for c in found if paired(members, c)[0]]
+    if not found:
+        return []
+    ledger = register(results_dir, study_id(key), describe_study(key), found, None)
+    batches = shares(ledger)
+    return [judge(members, c, batches[c]["alpha_each"], batches[c]["margin"], batches[c]["max_repeats"]) for c in found]
+
+
+def plot_verdicts(lines: list[dict], folder, suffix: str = "", title: str = "") -> str:
+    """Each comparison's difference to random: its mean, its confidence sequence as a bar, coloured by verdict, with
+    zero and the equivalence margin marked; returns the figure's name."""
+    lines = sorted(lines, key=lambda v: (v["n"] != "all", _number_or_zero(v["n"]), v["method"], v["ratio"], v["k"]))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(lines)))
+    labels = []
+    for y, line in enumerate(lines):
+        colour = VERDICT_COLOURS[line["verdict"]]
+        ax.plot([line["low"], line["high"]], [y, y], color=colour, linewidth=3, solid_capstyle="butt")
+        ax.scatter([line["mean_difference"]], [y], color="black", s=14, zorder=3)
+        labels.append(f"{line['method']}, {_where(line)}, {line['repeats']} rep.")
+        ax.annotate(line["verdict"] + (" (chance)" if line["chance"] else ""), (1.01, y), xycoords=("axes fraction", "data"),
+                    va="center", fontsize=7, color=colour)
+    margin = lines[0]["margin"] if lines else 0
+    ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"within {margin:g} of random (equivalence margin)")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(lines)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy minus random's (bar: anytime-valid confidence sequence; dot: mean)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0))
+    fig.suptitle(f"does each method beat random?\n{title}", fontsize=9, y=1.0 + 0.6 / (1.2 + 0.32 * len(lines)))
+    name = f"verdicts{suffix}"
+    _save(fig, folder, name)
+    return name
+
+
+def _number_or_zero(n: str) -> int:
+    return int(n) if n != "all" else 0
+
+
+def _where(line) -> str:
+    """Where a comparison is: 'N 400, ratio 0.3' or '30% kept'."""
+    kept = f"{1 - float(line['ratio']):.0%} kept"
+    return kept if line["n"] == "all" else f"N {line['n']} from {kept}"
 
 
 def plot_clusters(data_root, method: str, ratio: float, setup, folder) -> str | None:
@@ -191,6 +309,17 @@ def plot_clusters(data_root, method: str, ratio: float, setup, folder) -> str | 
     return None
 
 
+def markdown_table(lines: list[dict]) -> str:
+    """The verdict table in Markdown, for the report."""
+    out = ["| method | where | repeats | mean difference | confidence sequence | verdict | chance |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for v in lines:
+        call = v["verdict"] + (f" (about {v['needs']} repeats would decide it)" if v["needs"] else "")
+        out.append(f"| {v['method']} | {_where(v)}{', k ' + v['k'] if v['k'] else ''} | {v['repeats']} | "
+                   f"{v['mean_difference']:+.3f} | [{v['low']:+.3f}, {v['high']:+.3f}] | {call} | {v['chance'] or '-'} |")
+    return "\n".join(out)
+
+
 def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup=None,
                  include_set_aside: bool = False) -> str:
     """Step 6: every figure into Plots/ under data_root; returns the summary table, with what was skipped."""
@@ -214,14 +343,30 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
     folder.mkdir(parents=True, exist_ok=True)
     by_study = studies(shown)
     sections = []
+    report = ["# kwsprune report", "", f"From `{runs_path}`. Each study is one recipe on one dataset with one "
+              "pruning set-up. A verdict compares a method with random, paired by repeat, through an anytime-valid "
+              "confidence sequence; the chance that any verdict of a study is wrong is at most its alpha "
+              "(docs/verdicts.md)."]
     for key, members in sorted(by_study.items()):
         suffix = "" if len(by_study) == 1 else f"_{study_id(key)}"
-        figures = plot_curves(members, folder, suffix, describe_study(key))
+        lines = study_verdicts(step_dir(data_root, RESULTS_DIR), members, key)
+        verdicts = {(v["method"], v["ratio"], v["k"], v["n"]): v["verdict"] for v in lines}
+        figures = plot_curves(members, folder, suffix, describe_study(key), verdicts)
+        if lines:
+            figures.insert(0, plot_verdicts(lines, folder, suffix, describe_study(key)))
+        table = format_table(lines) if lines else "no comparison with random (train random beside the methods)"
         sections.append(f"study {study_id(key)}: {describe_study(key)}\nfigures: {', '.join(figures) or 'none'}\n"
-                        f"{summary_table(members)}")
+                        f"{summary_table(members)}\n\nverdicts against random:\n{table}")
+        report += [f"\n## Study {study_id(key)}", "", describe_study(key), "", markdown_table(lines) if lines else table,
+                   "", *[f"![{name}]({name}.png)" for name in figures], "", "Mean accuracy per configuration:", "",
+                   "```", summary_table(members), "```"]
     skipped = plot_clusters(data_root, method, ratio, setup or PruningSetup(), folder)
     if skipped:
         sections.append(f"skipped {skipped}")
+    else:
+        report += ["", f"![clusters](clusters_{method_name(method)}_k{(setup or PruningSetup()).k}_{ratio}.png)"]
+    write_text(folder / REPORT_FILE, "\n".join(report) + "\n")
+    sections.append(f"report: {folder / REPORT_FILE}")
     if note:
         sections.append(f"{note}; --include-set-aside shows them")
     return "\n\n".join(sections)

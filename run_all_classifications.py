@@ -18,7 +18,7 @@ worse, equivalent (within --margin) or, at --max-repeats, undecided. The study's
 --alpha, across all its comparisons and those a later sweep adds (docs/verdicts.md).
 """
 
-from kwsprune.classify import sweep
+from kwsprune.classify import sweep, sweep_verdicts
 from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, study_from_flags
 from kwsprune.methods import ALIASES, BALANCED, METHODS
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
@@ -81,10 +81,13 @@ def main(argv=None):
     parser.add_argument("--plan", action="store_true",
                         help="print what the sweep would train and its hours on this machine, and train nothing")
     args = parser.parse_args(argv)
+    study = run_step(study_from_flags, args)
     if args.plan:
-        print(run_step(lambda: plan(args.data_root, study_from_flags(args))))
+        print(run_step(plan, args.data_root, study))
         return
-    rows = run_step(lambda: sweep(args.data_root, study_from_flags(args)))
+    rows = run_step(lambda: sweep(args.data_root, study))
+    if study.sequential:
+        print(run_step(lambda: sweep_verdicts(args.data_root, study, rows)))
     print(f"{len(rows)} runs in {args.data_root}/{RESULTS_DIR}/{RUNS_FILE}; Plots/plot_results.py draws them with "
           "each comparison's verdict")
 

@@ -40,7 +40,7 @@ from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.sequential import OPEN
 from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
 from kwsprune.validation import InputError
-from kwsprune.verdicts import judge
+from kwsprune.verdicts import format_table, judge
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "dask")
@@ -186,7 +186,7 @@ def report_chance(rows) -> None:
         elif all(row["epochs"] == row["max_epochs"] for row in members):
             hint = f"every run used all {first['max_epochs']} epochs: raise --max-epochs"
         else:
-            hint = "more clips (N) may help; see the README's 'Results at chance'"
+            hint = "more clips (N) may help; see 'Results at chance' in docs/pipeline.md"
         where = f"{method} ratio {ratio}" + (f" k {k}" if k else "") + f" N {n}"
         log.warning("%s: %s (mean test accuracy %.3f over %d runs, chance %.3f): %s", where,
                     "not clearly above chance" if flag == "CHANCE" else flag, np.mean(accuracies), len(members),
@@ -261,6 +261,13 @@ def sequential_sweep(data_root, study: Study) -> list[dict]:
         log.info("after %d repeats: %d of the %d comparisons are still open", new_end, len(pending), len(every))
         end = new_end
     return list(collected.values())
+
+
+def sweep_verdicts(data_root, study: Study, rows) -> str:
+    """The verdict table of a sweep's comparisons (kwsprune.verdicts.format_table), from its rows."""
+    study = check_sweep(data_root, study)
+    judged = judge_study(step_dir(data_root, RESULTS_DIR), rows, comparisons(study), study)
+    return format_table(list(judged.values()))
 
 
 def judge_study(results_dir, rows, chosen: list, study: Study, below: int | None = None) -> dict:

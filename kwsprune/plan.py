@@ -97,7 +97,7 @@ def plan(data_root, study: Study) -> str:
                   else study.max_repeats for g in guesses]
         low.append((comparison, min(needed)))
         high.append((comparison, max(needed)))
-    best, worst = (cost([r for c, t in chosen for r in comparison_runs(c, range(t))]) for chosen in (low, high))
+    best, worst = (cost(list(dict.fromkeys(r for c, t in chosen for r in comparison_runs(c, range(t))))) for chosen in (low, high))
     lines.append(f"auto, at most {study.max_repeats} repeats, alpha {study.alpha} over {len(pairs)} comparisons: "
                  f"{best[0]} to {worst[0]} runs to train, {best[1] / 3600:.2f} to {worst[1] / 3600:.2f} hours "
                  f"({seen} comparisons projected from their own paired runs in the store; the others from random's "

@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,11 +12,12 @@ import prepare_dataset
 from kwsprune.audio import load_clip
 from kwsprune.classify import sweep
 from kwsprune.results import IDENTITY_FIELDS
+from kwsprune.study import Study
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
-SWEEP = dict(ns=["40", "80"], methods=["keep_hard", "random"], ratios=[0.3], ks=[4], repeats=2,
-             config=TrainConfig(max_epochs=2, dtype="float64"))  # float64: the same numbers on any worker
+SWEEP = Study(ns=("40", "80"), methods=("keep_hard", "random"), ratios=(0.3,), ks=(4,), repeats=2,
+              config=TrainConfig(max_epochs=2, dtype="float64"))  # float64: the same numbers on any worker
 
 
 def stored(root) -> dict:
@@ -37,8 +39,8 @@ def two_roots(fresh_features_root, tmp_path):
 def test_dask_workers_give_the_rows_of_a_local_sweep(two_roots):
     pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
     local, distributed = two_roots
-    sweep(local, **SWEEP)
-    sweep(distributed, **SWEEP, backend="dask", workers=2, models_per_job=1)  # 8 jobs of one run over 2 workers
+    sweep(local, SWEEP)
+    sweep(distributed, replace(SWEEP, backend="dask", workers=2, models_per_job=1))  # 8 jobs of one run over 2 workers
     assert len(stored(local)) == 2 * 2 * 2  # N 40, 80 x keep_hard, random x 2 repeats: 2 jobs, one a size
     assert numbers(stored(distributed)) == numbers(stored(local))
 
@@ -58,7 +60,7 @@ def test_a_job_that_crashes_once_is_retried_and_every_row_lands_once(fresh_featu
     monkeypatch.setattr("kwsprune.engines.train_job", crash_once)  # seen by in-process (thread) workers
     monkeypatch.setattr("kwsprune.dask_backend.open_client", lambda scheduler, workers: distributed.Client(
         distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0")))
-    rows = sweep(fresh_features_root, **SWEEP, backend="dask")
+    rows = sweep(fresh_features_root, replace(SWEEP, backend="dask"))
     assert crashed and len(rows) == len(stored(fresh_features_root)) == 8
 
 
@@ -77,7 +79,7 @@ def test_the_workers_resolve_the_device_not_the_driver(fresh_features_root, monk
     monkeypatch.setattr(kwsprune.device, "pick_device", gpu_on_workers_only)
     monkeypatch.setattr("kwsprune.dask_backend.open_client", lambda scheduler, workers: distributed.Client(
         distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")))
-    rows = sweep(fresh_features_root, **SWEEP, backend="dask", device="cuda")
+    rows = sweep(fresh_features_root, replace(SWEEP, backend="dask", device="cuda"))
     assert len(rows) == 8 and {row["device"] for row in stored(fresh_features_root).values()} == {"cpu"}
 
 
@@ -86,7 +88,7 @@ def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, 
     import kwsprune.classify
 
     local, distributed = two_roots
-    sweep(local, **SWEEP)
+    sweep(local, SWEEP)
     real, appended = kwsprune.classify.append_rows, []
 
     def killed_after_one_job(results_dir, rows):
@@ -98,9 +100,9 @@ def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, 
     with monkeypatch.context() as patch:
         patch.setattr("kwsprune.classify.append_rows", killed_after_one_job)
         with pytest.raises(KeyboardInterrupt):
-            sweep(distributed, **SWEEP, backend="dask", workers=2)
+            sweep(distributed, replace(SWEEP, backend="dask", workers=2))
     assert len(stored(distributed)) == appended[0] < 8
-    sweep(distributed, **SWEEP, backend="dask", workers=2)
+    sweep(distributed, replace(SWEEP, backend="dask", workers=2))
     assert numbers(stored(distributed)) == numbers(stored(local))
 
 

@@ -91,9 +91,10 @@ def test_new_embeddings_train_again_and_set_the_old_rows_aside(fresh_features_ro
     capsys.readouterr()
     plot(root, "--k", "4")
     table = capsys.readouterr().out
-    assert "4 rows set aside" in table and table.count("keep_hard") == 1  # only the current rows are summarised
+    # only the current rows are summarised: keep_hard once in the table of means, once in the verdicts
+    assert "4 rows set aside" in table and table.count("keep_hard") == 2
     plot(root, "--k", "4", "--include-set-aside")
-    assert capsys.readouterr().out.count("keep_hard") == 2  # two studies, one per embeddings
+    assert capsys.readouterr().out.count("keep_hard") == 4  # two studies, one per embeddings
 
 
 def test_each_seed_trains_on_its_own_kept_sets(fresh_features_root):

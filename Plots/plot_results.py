@@ -1,13 +1,15 @@
-"""Step 6: accuracy and loss against N and against the fraction kept, per method, from results/runs.csv.
+"""Step 6: the verdicts against random, and accuracy and loss against N and the fraction kept, from results/runs.csv.
 
   python Plots/plot_results.py [--data-root DIR] [--method keep_hard --ratio 0.3] [--include-set-aside]
 
-Draws mean test accuracy and loss with a 95% confidence band over repeats into Plots/ (PNG + SVG), one set
-of figures per study (recipe, data and pruning set-up); prints per N each method's mean accuracy, its
-difference to random, a paired t-test across repeats and a flag where the result is not clearly above
-chance (open markers in the figures); and draws the training clips in 2-D (PCA of the embeddings)
-coloured by k-means cluster, with the clips one method and ratio prune marked. Rows trained on inputs
-that are no longer the current ones are set aside, and counted in one line, unless --include-set-aside.
+Per study (recipe, data and pruning set-up): prints the table of means and the verdict table, each
+method against random (better, worse, equivalent, open or undecided, with its anytime-valid confidence
+sequence: docs/verdicts.md); draws the verdicts and the mean test accuracy and loss with a 95% confidence
+interval over repeats into Plots/ (PNG + SVG), each point marked by its verdict, hollow where the result is
+not clearly above chance; writes Plots/report.md with the tables and figures; and draws the training clips
+in 2-D (PCA of the embeddings) coloured by k-means cluster, with the clips one method and ratio prune
+marked. Rows trained on inputs that are no longer the current ones are set aside, and counted in one line,
+unless --include-set-aside.
 """
 
 import sys

@@ -14,6 +14,8 @@
    spread of paired differences measured in each --data-root (and at 5 points), median and 90th percentile.
 4. Savings: for each --data-root holding an auto sweep, the trainings it used against the fixed design at the
    same maximum (every comparison run to its maximum).
+5. The original's N-scan under --repeats auto: the share of its trainings it would use if its comparisons were
+   like the real ones of the --data-root stores (docs/cost.md turns it into hours).
 """
 
 import argparse
@@ -73,8 +75,8 @@ def real_accuracies(data_root: Path) -> dict[tuple, np.ndarray]:
     return {key: np.array([acc[r] for r in sorted(acc)]) for key, acc in by_config.items() if len(acc) >= 10}
 
 
-def paired_spread(data_root: Path) -> float:
-    """The median spread (sd) of the paired differences method - random over a store's comparisons."""
+def paired_differences(data_root: Path) -> dict[tuple, list]:
+    """{(method, ratio, n): paired differences method - random, by repeat} of a store's comparisons."""
     rows = list(csv.DictReader(open(data_root / "results" / "runs.csv")))
     random = {(r["ratio"], r["n"], r["repeat"]): float(r["test_acc"]) for r in rows if r["method"] == "random"}
     by_comparison: dict[tuple, list] = {}
@@ -82,8 +84,34 @@ def paired_spread(data_root: Path) -> float:
         partner = random.get(("1.0" if r["n"] != "all" else r["ratio"], r["n"], r["repeat"]))
         if r["method"] != "random" and partner is not None:
             by_comparison.setdefault((r["method"], r["ratio"], r["n"]), []).append(float(r["test_acc"]) - partner)
-    spreads = [np.std(d, ddof=1) for d in by_comparison.values() if len(d) >= 5]
-    return float(np.median(spreads))
+    return by_comparison
+
+
+def paired_spread(data_root: Path) -> float:
+    """The median spread (sd) of the paired differences method - random over a store's comparisons."""
+    return float(np.median([np.std(d, ddof=1) for d in paired_differences(data_root).values() if len(d) >= 5]))
+
+
+def n_scan_projection(roots, rng, sequences: int = 400) -> str:
+    """The original's N-scan (18 N x 6 comparisons with random, at most 100 repeats) under --repeats auto, its
+    comparisons drawn from the real ones of the stores (their mean and spread of paired differences): the
+    trainings against the fixed design's 18 x 7 x 100, and the repeats per comparison."""
+    real = [(np.mean(d), np.std(d, ddof=1)) for root in roots for d in paired_differences(root).values() if len(d) >= 5]
+    if not real:
+        return "no comparison with 5 or more repeats in the stores"
+    share = batch_alpha(ALPHA, 1) / (18 * 6)
+    repeats = []
+    for mean, spread in real:
+        _, used = first_verdicts(rng.normal(mean, spread, (sequences, MAX_REPEATS)), share)
+        repeats.append(used)
+    repeats = np.array(repeats)  # (comparisons, sequences)
+    fractions = []
+    for _ in range(2000):  # an N: six comparisons drawn from the real ones; random runs as long as the longest
+        picked = repeats[rng.integers(len(real), size=6), rng.integers(sequences, size=6)]
+        fractions.append((picked.sum() + picked.max()) / (7 * MAX_REPEATS))
+    return (f"{len(real)} real comparisons as the model: a comparison uses {repeats.mean():.1f} repeats on average "
+            f"(median {np.median(repeats):.0f}); an N of the scan trains {np.mean(fractions):.0%} of the fixed "
+            f"design's 700 runs (5th-95th percentile {np.percentile(fractions, 5):.0%}-{np.percentile(fractions, 95):.0%})")
 
 
 def savings(data_root: Path) -> str:
@@ -100,7 +128,7 @@ def savings(data_root: Path) -> str:
             most = sweep["max_repeats"]
             configs = {(r["method"], r["ratio"], r["n"]) for r in rows if r["method"] in sweep["methods"]
                        and r["n"] in sweep["ns"] and (r["ratio"] in map(repr, sweep["ratios"]) or r["method"] == "random")}
-            used = sum(1 for r in rows if (r["method"], r["ratio"], r["n"]) in configs)
+            used = sum(1 for r in rows if (r["method"], r["ratio"], r["n"]) in configs and int(r["repeat"]) < most)
             lines.append(f"{data_root.name}: {len(batch['comparisons'])} comparisons, {used} trainings used against "
                          f"{len(configs) * most} for the fixed design at {most} repeats ({used / (len(configs) * most):.0%})")
     return "\n".join(lines) or f"{data_root.name}: no auto sweep in its ledger"
@@ -164,6 +192,9 @@ def main(argv=None):
         print("\n4. Savings")
         for root in args.data_root:
             print(savings(root))
+        print("\n5. The original's N-scan (18 N x 6 comparisons, at most 100 repeats) under --repeats auto, its "
+              "comparisons like the real ones above")
+        print(n_scan_projection(args.data_root, rng))
 
 
 if __name__ == "__main__":

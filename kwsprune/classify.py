@@ -22,20 +22,8 @@ from kwsprune.mfcc import load_training_data
 from kwsprune.models import n_parameters
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
-from kwsprune.results import (
-    WHOLE_SET,
-    append_rows,
-    current_inputs,
-    describe_set_aside,
-    describe_study,
-    identity,
-    read_runs,
-    set_aside,
-    studies,
-    study_id,
-    study_key,
-    write_original_history,
-)
+from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, describe_study, identity,
+                              read_runs, set_aside, studies, study_id, study_key, write_original_history)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.sequential import OPEN
 from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
@@ -56,11 +44,9 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     comparisons with random that the runs make are registered in the study's ledger (kwsprune.study) first."""
     if study.backend not in BACKENDS:
         raise InputError(f"--backend {study.backend!r}: choose one of {', '.join(BACKENDS)}")
-    seed, engine, config, n_init, pca = study.seed, study.engine, study.config, study.n_init, study.pca
-    backend, requested_device = study.backend, study.device
-    device = study.device
+    seed, engine, config, n_init, pca, backend = study.seed, study.engine, study.config, study.n_init, study.pca, study.backend
     # on Dask each worker resolves the device itself: a driver without a GPU may send jobs to workers with one
-    train, engine_label, device, engine_per_job = start_engine(engine, device if backend == "local" else "auto",
+    train, engine_label, device, engine_per_job = start_engine(engine, study.device if backend == "local" else "auto",
                                                                config)
     models_per_job = study.models_per_job if engine == "torch" else engine_per_job  # keras: one a job
     data = load_training_data(data_root)
@@ -125,7 +111,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
 
             with open_client(study.scheduler, study.workers) as client:
                 _store(results_dir, job_list, train_jobs(client, Path(data_root).resolve(), data["id"], engine,
-                                                         requested_device, config, specs, show), bar, show)
+                                                         study.device, config, specs, show), bar, show)
     if study.original_names:
         for members in studies(rows).values():
             written = write_original_history(results_dir, members, list(study.ks))

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from kwsprune.paths import DATASET_DIR, RESULTS_DIR, labels_file, step_dir
+from kwsprune.paths import DATASET_DIR, RESULTS_DIR, format_ratio, labels_file, step_dir
 from kwsprune.pruning import PruningSetup, is_made, load_kept
 from kwsprune.results import current_inputs, read_runs, set_aside
 from kwsprune.runs import run_for
@@ -63,7 +63,7 @@ def plan(data_root, study: Study) -> str:
     clips = {}
 
     def cost(runs) -> tuple[int, float]:
-        todo = [r for r in runs if (r.method, repr(r.ratio), "" if r.k is None else str(r.k), r.n, r.repeat) not in done]
+        todo = [r for r in runs if (r.method, format_ratio(r.ratio), "" if r.k is None else str(r.k), r.n, r.repeat) not in done]
         seconds = 0.0
         for run in todo:
             key = (run.method, run.ratio, run.k, run.n)

@@ -19,7 +19,8 @@ from kwsprune.artefacts import write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
 from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
-from kwsprune.results import WHOLE_SET, current_inputs, describe_set_aside, describe_study, read_runs, set_aside, studies, study_id  # noqa: E402
+from kwsprune.results import (WHOLE_SET, current_inputs, describe_set_aside, describe_study, read_runs,  # noqa: E402
+                              set_aside, studies, study_id)
 from kwsprune.runs import run_for  # noqa: E402
 from kwsprune.sequential import BETTER, EQUIVALENT, OPEN, SLIGHTLY_BETTER, SLIGHTLY_WORSE, UNDECIDED, WORSE  # noqa: E402
 from kwsprune.study import register, shares  # noqa: E402
@@ -94,7 +95,7 @@ def _marker(method, ratio, k, n, verdicts) -> str:
     return RANDOM_MARKER if method == "random" else VERDICT_MARKERS.get(verdicts.get((method, ratio, k, n)), "o")
 
 
-def _verdict_legend(ax) -> None:
+def _verdict_legend() -> list:
     """Legend entries for the verdict markers, after the methods'."""
     from matplotlib.lines import Line2D
 
@@ -190,7 +191,7 @@ def _finish(fig, axes, view_rows, xlabel) -> None:
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     handles = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-    extra = _verdict_legend(axes[1])
+    extra = _verdict_legend()
     axes[1].legend(list(handles.values()) + extra, list(handles.keys()) + [h.get_label() for h in extra], fontsize=8,
                    loc="upper left", bbox_to_anchor=(1.02, 1))
 

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from kwsprune.chance import verdict as chance_verdict
+from kwsprune.paths import format_ratio
 from kwsprune.sequential import MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, verdict
 from kwsprune.study import Comparison, baseline_run
 
@@ -24,7 +25,7 @@ def paired(rows, comparison: Comparison, below: int | None = None) -> tuple[list
     method, ratio, k, n = comparison
     base = baseline_run(comparison, 0)
     ours = accuracies_by_repeat(rows, method, ratio, k, n)
-    theirs = accuracies_by_repeat(rows, "random", repr(base.ratio), "" if base.k is None else str(base.k), n)
+    theirs = accuracies_by_repeat(rows, "random", format_ratio(base.ratio), "" if base.k is None else str(base.k), n)
     mine, random_rows = [], []
     repeat = 0
     while repeat in ours and repeat in theirs and (below is None or repeat < below):

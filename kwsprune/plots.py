@@ -249,24 +249,25 @@ def plot_verdicts(lines: list[dict], folder, suffix: str = "", title: str = "") 
     """Each comparison's difference to random: its mean, its confidence sequence as a bar, coloured by verdict, with
     zero and the equivalence margin marked; returns the figure's name."""
     lines = sorted(lines, key=lambda v: (v["n"] != "all", _number_or_zero(v["n"]), v["method"], v["ratio"], v["k"]))
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.32 * len(lines)))
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.22 * len(lines)))
     labels = []
     for y, line in enumerate(lines):
         colour = VERDICT_COLOURS[line["verdict"]]
         ax.plot([line["low"], line["high"]], [y, y], color=colour, linewidth=3, solid_capstyle="butt")
         ax.scatter([line["mean_difference"]], [y], color="black", s=14, zorder=3)
         labels.append(f"{line['method']}, {_where(line)}, {line['repeats']} rep.")
-        ax.annotate(line["verdict"] + (" (chance)" if line["chance"] else ""), (1.01, y), xycoords=("axes fraction", "data"),
-                    va="center", fontsize=7, color=colour)
+        chance = "" if not line["chance"] else " (at chance)" if "CHANCE" in line["chance"] else " (some runs at chance)"
+        ax.annotate(line["verdict"] + chance, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7,
+                    color=colour)
     margin = lines[0]["margin"] if lines else 0
-    ax.axvspan(-margin, margin, color="grey", alpha=0.15, label=f"within {margin:g} of random (equivalence margin)")
+    ax.axvspan(-margin, margin, color="grey", alpha=0.2)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(lines)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("test accuracy minus random's (bar: anytime-valid confidence sequence; dot: mean)")
+    ax.set_ylim(len(lines) - 0.5, -0.5)
+    ax.set_xlabel(f"test accuracy minus random's: bar, the anytime-valid confidence sequence; dot, the mean;\n"
+                  f"grey band, within the equivalence margin of {margin:g}", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0))
-    fig.suptitle(f"does each method beat random?\n{title}", fontsize=9, y=1.0 + 0.6 / (1.2 + 0.32 * len(lines)))
+    ax.set_title(f"does each method beat random?\n{title}", fontsize=8)
     name = f"verdicts{suffix}"
     _save(fig, folder, name)
     return name

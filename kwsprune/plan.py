@@ -81,7 +81,7 @@ def plan(data_root, study: Study) -> str:
     pairs = comparisons(study)
     if not pairs:
         return "\n".join(lines)
-    low, high, seen = [], [], 0
+    low, high, seen, blind = [], [], 0, 0
     for comparison in pairs:
         mine, theirs = paired(rows, comparison)
         differences = [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, theirs)]
@@ -92,6 +92,7 @@ def plan(data_root, study: Study) -> str:
         else:
             spread = _random_spread(rows, comparison)
             guesses = [ASSUMED_DIFFERENCE, 0.0]
+            blind += math.isnan(spread)
         alpha = study.alpha / 2 / len(pairs)  # the share of a first batch (kwsprune.sequential.batch_alpha)
         needed = [_rounded(repeats_to_decide(g, spread, alpha, study.margin), study) if not math.isnan(spread)
                   else study.max_repeats for g in guesses]
@@ -100,8 +101,9 @@ def plan(data_root, study: Study) -> str:
     best, worst = (cost(list(dict.fromkeys(r for c, t in chosen for r in comparison_runs(c, range(t))))) for chosen in (low, high))
     lines.append(f"auto, at most {study.max_repeats} repeats, alpha {study.alpha} over {len(pairs)} comparisons: "
                  f"{best[0]} to {worst[0]} runs to train, {best[1] / 3600:.2f} to {worst[1] / 3600:.2f} hours "
-                 f"({seen} comparisons projected from their own paired runs in the store; the others from random's "
-                 f"spread, between a {ASSUMED_DIFFERENCE:g} difference and none)")
+                 f"({seen} comparisons projected from their own paired runs in the store, "
+                 f"{len(pairs) - seen - blind} from random's spread there, between a {ASSUMED_DIFFERENCE:g} difference "
+                 f"and none; {blind} taken to --max-repeats, with no runs in the store to estimate from)")
     return "\n".join(lines)
 
 

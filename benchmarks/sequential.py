@@ -26,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kwsprune.sequential import ALPHA, DECIDED, EQUIVALENT, MARGIN, UNDECIDED, batch_alpha, confidence_sequences, verdict  # noqa: E402
+from kwsprune.results import WHOLE_SET, read_runs  # noqa: E402
+from kwsprune.sequential import (ALPHA, DECIDED, EQUIVALENT, MARGIN, UNDECIDED, batch_alpha,  # noqa: E402
+                                 confidence_sequences, verdict)
+from kwsprune.verdicts import differences, paired  # noqa: E402
 
 COMPARISONS = 50
 MAX_REPEATS = 100
@@ -76,15 +79,11 @@ def real_accuracies(data_root: Path) -> dict[tuple, np.ndarray]:
 
 
 def paired_differences(data_root: Path) -> dict[tuple, list]:
-    """{(method, ratio, n): paired differences method - random, by repeat} of a store's comparisons."""
-    rows = list(csv.DictReader(open(data_root / "results" / "runs.csv")))
-    random = {(r["ratio"], r["n"], r["repeat"]): float(r["test_acc"]) for r in rows if r["method"] == "random"}
-    by_comparison: dict[tuple, list] = {}
-    for r in rows:
-        partner = random.get(("1.0" if r["n"] != "all" else r["ratio"], r["n"], r["repeat"]))
-        if r["method"] != "random" and partner is not None:
-            by_comparison.setdefault((r["method"], r["ratio"], r["n"]), []).append(float(r["test_acc"]) - partner)
-    return by_comparison
+    """{comparison: paired differences method - random, by repeat} of a store's comparisons (kwsprune.verdicts)."""
+    rows = read_runs(data_root / "results")
+    found = dict.fromkeys((r["method"], r["ratio"], r["k"], r["n"]) for r in rows
+                          if r["method"] != "random" and r["kept"] != WHOLE_SET)
+    return {comparison: differences(*paired(rows, comparison)) for comparison in found}
 
 
 def paired_spread(data_root: Path) -> float:

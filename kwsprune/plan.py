@@ -11,7 +11,7 @@ from kwsprune.results import current_inputs, read_runs, set_aside
 from kwsprune.runs import run_for
 from kwsprune.study import Study, comparison_runs, comparisons
 from kwsprune.validation import InputError
-from kwsprune.verdicts import paired, repeats_to_decide
+from kwsprune.verdicts import differences, paired, repeats_to_decide
 
 # Measured by benchmarks/full_scale.py on this machine (2 cores, no GPU; docs/cost.md): a Tiny CNN epoch alone
 # costs 1.16e-4 s a training clip plus 2.8e-5 s a validation clip; in a batched job a run costs 0.41 of that.
@@ -83,12 +83,11 @@ def plan(data_root, study: Study) -> str:
         return "\n".join(lines)
     low, high, seen, blind = [], [], 0, 0
     for comparison in pairs:
-        mine, theirs = paired(rows, comparison)
-        differences = [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, theirs)]
-        if len(differences) >= 2:
+        seen_differences = differences(*paired(rows, comparison))
+        if len(seen_differences) >= 2:
             seen += 1
-            spread = float(np.std(differences, ddof=1))
-            guesses = [float(np.mean(differences))]
+            spread = float(np.std(seen_differences, ddof=1))
+            guesses = [float(np.mean(seen_differences))]
         else:
             spread = _random_spread(rows, comparison)
             guesses = [ASSUMED_DIFFERENCE, 0.0]

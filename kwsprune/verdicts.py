@@ -35,6 +35,11 @@ def paired(rows, comparison: Comparison, below: int | None = None) -> tuple[list
     return mine, random_rows
 
 
+def differences(mine, random_rows) -> list[float]:
+    """Method minus random test accuracy, pair by pair (the output of paired)."""
+    return [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, random_rows)]
+
+
 def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float) -> int | None:
     """About how many repeats a comparison needs before its sequence is narrow enough to give a verdict, if the
     differences keep this mean and spread (sd); None past MOST_REPEATS_TO_PROJECT."""
@@ -54,14 +59,14 @@ def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, ma
     """One line of the verdict table: the comparison, its mean difference to random, the confidence sequence's ends,
     the verdict, the repeats used, a projection of the repeats it needs when undecided, and the chance flags."""
     mine, random_rows = paired(rows, comparison, below)
-    differences = [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, random_rows)]
+    paired_differences = differences(mine, random_rows)
     method, ratio, k, n = comparison
-    low, high = confidence_sequence(differences, alpha)
-    t = len(differences)
+    low, high = confidence_sequence(paired_differences, alpha)
+    t = len(paired_differences)
     at_max = max_repeats is not None and t >= max_repeats
     call = verdict(low, high, margin, at_max)
-    mean = float(np.mean(differences)) if differences else math.nan
-    spread = float(np.std(differences, ddof=1)) if t > 1 else math.nan
+    mean = float(np.mean(paired_differences)) if t else math.nan
+    spread = float(np.std(paired_differences, ddof=1)) if t > 1 else math.nan
     needs = repeats_to_decide(mean, spread, alpha, margin) if call in (OPEN, UNDECIDED) and t > 1 else None
     fraction = mine[0]["fraction_kept"] if mine else ""
     return {"method": method, "ratio": ratio, "k": k, "n": n, "fraction_kept": fraction, "repeats": t,

@@ -15,6 +15,8 @@ when the best weights are restored (always here; in the Keras of 2023 only when 
 """
 
 import hashlib
+import io
+import logging
 import math
 import os
 import pickle
@@ -30,6 +32,8 @@ from kwsprune.fused_layers import COMPILE_FROM, ConvReLU, compiler_works, conv_r
 from kwsprune.memory import KEEP_BYTES, keep_freed_memory
 from kwsprune.models import architecture, dense_layers, feature_map_values
 from kwsprune.validation import InputError
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 RESTORE_POLICIES = ("always", "on-stop")
@@ -384,25 +388,48 @@ def _job_key(subsets, seeds, config: TrainConfig, n_classes: int, x_train, x_val
     return digest.hexdigest()
 
 
+CHECKPOINT_MAGIC = b"kwsprune-checkpoint-1\n"  # then the sha256 of the payload (32 bytes), then the payload
+NUMPY_STATE = ("stopped", "best_loss", "plateau_best", "stop_wait", "plateau_wait", "epochs")  # stored as tensors
+
+
 def _save_state(path, state: dict) -> None:
-    """torch.save under a temporary name, then renamed: a kill never leaves half a checkpoint."""
+    """The training state as tensors only (so that loading it unpickles no code), behind a checksum, written under a
+    temporary name and renamed: a kill never leaves half a checkpoint."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save({k: torch.from_numpy(v) if k in NUMPY_STATE else v for k, v in state.items()}, buffer)
+    payload = buffer.getvalue()
     partial = path.with_name(f".{path.name}.partial")
-    torch.save(state, partial)
+    partial.write_bytes(CHECKPOINT_MAGIC + hashlib.sha256(payload).digest() + payload)
     os.replace(partial, path)
 
 
 def _load_state(path, job: str, device: str) -> dict | None:
-    """The training state saved for this job, or None (no checkpoint, or one of another job)."""
+    """The training state saved for this job, or None: no checkpoint, one of another job, or one that fails its
+    checksum or holds anything but tensors and plain values (set aside as *.set-aside, with one warning)."""
     path = Path(path)
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError):
+    data = path.read_bytes()
+    header = len(CHECKPOINT_MAGIC) + 32
+    payload = data[header:]
+    why = None
+    if not data.startswith(CHECKPOINT_MAGIC) or data[len(CHECKPOINT_MAGIC):header] != hashlib.sha256(payload).digest():
+        why = "its checksum does not match (damaged, or not written by this kwsprune)"
+    else:
+        try:
+            state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
+            why = f"it holds more than training state ({type(err).__name__}), so it is not loaded"
+    if why:
+        aside = path.with_name(path.name + ".set-aside")
+        os.replace(path, aside)
+        log.warning("%s set aside as %s: %s; the job trains from its start", path, aside.name, why)
         return None
-    return state if state.get("job") == job else None
+    if state.get("job") != job:
+        return None
+    return {k: v.cpu().numpy() if k in NUMPY_STATE else v for k, v in state.items()}
 
 
 def restored(best: dict, last: dict, stopped: np.ndarray, policy: str) -> dict:

@@ -1,6 +1,8 @@
 """The batched CNN engine: the original's three models, that they learn, that batched models stay independent,
 and the recipe's fields (batch size, restore policy) doing what they say."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -118,6 +120,71 @@ def test_a_job_killed_mid_training_resumes_from_its_checkpoint_to_the_same_end(t
         assert torch.equal(whole[0][name], resumed[0][name]) and torch.equal(whole[1][name], resumed[1][name])
     assert whole[2].tolist() == resumed[2].tolist()
     assert not checkpoint.exists()  # removed once the job is done
+
+
+def killed_job(tmp_path):
+    """A small job, its uninterrupted end, and train(**kwargs) that runs it again; the checkpoint a kill in its
+    8th epoch left."""
+    x, y = toy_mfccs(200, 4, 0)
+    x_valid, y_valid = toy_mfccs(60, 4, 1)
+    subsets = [np.arange(0, 128), np.arange(72, 200)]
+    config = TrainConfig(batch_size=32, max_epochs=10, stop_patience=4, lr_patience=2, dtype="float64")
+    checkpoint = tmp_path / "job.pt"
+
+    def train(kill_at=None, **kwargs):
+        steps = []
+
+        def count(models, clips, logits):
+            steps.append(len(models))
+            if len(steps) == kill_at:
+                raise KeyboardInterrupt
+        return fit(x, y, subsets, x_valid, y_valid, 4, [3, 4], config, on_batch=count, checkpoint=checkpoint, **kwargs)
+
+    whole = train()
+    with pytest.raises(KeyboardInterrupt):
+        train(kill_at=30, checkpoint_seconds=0)
+    return whole, train, checkpoint
+
+
+def test_a_damaged_checkpoint_is_set_aside_and_the_job_restarts_to_the_same_end(tmp_path, caplog):
+    whole, train, checkpoint = killed_job(tmp_path)
+    saved = checkpoint.read_bytes()
+    for offset in np.random.default_rng(0).integers(0, len(saved), size=3):
+        damaged = bytearray(saved)
+        for i in range(offset, min(offset + 8, len(damaged))):  # 8 bytes flipped
+            damaged[i] ^= 0xFF
+        checkpoint.write_bytes(bytes(damaged))
+        caplog.clear()
+        again = train()
+        assert "set aside as job.pt.set-aside: its checksum does not match" in caplog.text
+        assert (tmp_path / "job.pt.set-aside").exists() and not checkpoint.exists()
+        for name in whole[0]:
+            assert torch.equal(whole[0][name], again[0][name])
+        assert whole[2].tolist() == again[2].tolist()
+
+
+class _Planted:
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path, caplog):
+    import hashlib
+    import io
+
+    from kwsprune.training import CHECKPOINT_MAGIC
+
+    whole, train, checkpoint = killed_job(tmp_path)
+    planted = _Planted()
+    planted.marker = str(tmp_path / "the_code_ran")
+    buffer = io.BytesIO()
+    torch.save({"job": "any", "epoch": 3, "params": planted}, buffer)
+    payload = buffer.getvalue()  # with a valid checksum: whoever plants it can compute one
+    checkpoint.write_bytes(CHECKPOINT_MAGIC + hashlib.sha256(payload).digest() + payload)
+    again = train()
+    assert not (tmp_path / "the_code_ran").exists()
+    assert "it holds more than training state" in caplog.text
+    assert whole[2].tolist() == again[2].tolist()
 
 
 def test_validation_computes_each_clip_once_for_every_model_and_agrees_with_a_copy_per_model():

@@ -9,6 +9,7 @@ from kwsprune.paths import DATASET_DIR, RESULTS_DIR, format_ratio, labels_file, 
 from kwsprune.pruning import PruningSetup, is_made, load_kept
 from kwsprune.results import current_inputs, read_runs, set_aside
 from kwsprune.runs import run_for
+from kwsprune.sequential import batch_alpha
 from kwsprune.study import Study, comparison_runs, comparisons
 from kwsprune.validation import InputError
 from kwsprune.verdicts import differences, paired, repeats_to_decide
@@ -82,6 +83,7 @@ def plan(data_root, study: Study) -> str:
     if not pairs:
         return "\n".join(lines)
     low, high, seen, blind = [], [], 0, 0
+    alpha = batch_alpha(study.alpha, 1) / len(pairs)  # each comparison's share when a first sweep registers them
     for comparison in pairs:
         seen_differences = differences(*paired(rows, comparison))
         if len(seen_differences) >= 2:
@@ -92,7 +94,6 @@ def plan(data_root, study: Study) -> str:
             spread = _random_spread(rows, comparison)
             guesses = [ASSUMED_DIFFERENCE, 0.0]
             blind += math.isnan(spread)
-        alpha = study.alpha / 2 / len(pairs)  # the share of a first batch (kwsprune.sequential.batch_alpha)
         needed = [_rounded(repeats_to_decide(g, spread, alpha, study.margin), study) if not math.isnan(spread)
                   else study.max_repeats for g in guesses]
         low.append((comparison, min(needed)))

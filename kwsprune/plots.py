@@ -25,7 +25,7 @@ from kwsprune.runs import run_for  # noqa: E402
 from kwsprune.sequential import BETTER, EQUIVALENT, OPEN, SLIGHTLY_BETTER, SLIGHTLY_WORSE, UNDECIDED, WORSE  # noqa: E402
 from kwsprune.study import register, shares  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
-from kwsprune.verdicts import format_table, judge, paired  # noqa: E402
+from kwsprune.verdicts import format_table, judge, paired, verdict_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"  # under Plots/: the verdict tables and the figures, per study
@@ -316,7 +316,7 @@ def markdown_table(lines: list[dict]) -> str:
     out = ["| method | where | repeats | mean difference | confidence sequence | verdict | chance |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
     for v in lines:
-        call = v["verdict"] + (f" (about {v['needs']} repeats would decide it)" if v["needs"] else "")
+        call = verdict_text(v)
         out.append(f"| {v['method']} | {_where(v)}{', k ' + v['k'] if v['k'] else ''} | {v['repeats']} | "
                    f"{v['mean_difference']:+.3f} | [{v['low']:+.3f}, {v['high']:+.3f}] | {call} | {v['chance'] or '-'} |")
     return "\n".join(out)

@@ -86,6 +86,15 @@ def _chance_flag(mine, random_rows) -> str:
     return "; ".join(flags)
 
 
+def verdict_text(line: dict) -> str:
+    """A verdict in words, with the repeats that would decide it where it is open or undecided."""
+    if line["needs"]:
+        return f"{line['verdict']} (about {line['needs']} repeats would decide it)"
+    if line["verdict"] in (OPEN, UNDECIDED) and line["repeats"] < 2:
+        return f"{line['verdict']} (too few repeats to project)"
+    return line["verdict"]
+
+
 def format_table(lines: list[dict]) -> str:
     """The verdict table as text: one comparison a line."""
     header = (f"{'method':>28s} {'ratio':>5s} {'k':>3s} {'N':>5s} {'kept':>6s} {'repeats':>7s} {'mean diff':>9s} "
@@ -93,11 +102,7 @@ def format_table(lines: list[dict]) -> str:
     out = [header]
     for line in lines:
         ends = f"[{line['low']:+.3f}, {line['high']:+.3f}]"
-        call = line["verdict"]
-        if line["needs"]:
-            call += f" (about {line['needs']} repeats would decide it)"
-        elif line["verdict"] in (OPEN, UNDECIDED) and line["repeats"] < 2:
-            call += " (too few repeats to project)"
+        call = verdict_text(line)
         if line["chance"]:
             call += f"; at chance: {line['chance']}"
         fraction = f"{float(line['fraction_kept']):.3f}" if line["fraction_kept"] else "-"

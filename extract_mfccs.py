@@ -4,7 +4,7 @@ Defaults are the original's: python_speech_features.mfcc(signal, 16000, numcep=3
 """
 
 from kwsprune.cli import add_data_root, at_least, run_step, step_parser
-from kwsprune.mfcc import extract_mfccs
+from kwsprune.mfcc import DEFAULTS, extract_mfccs
 from kwsprune.paths import REPO_ROOT
 
 DATA_ROOT = REPO_ROOT
@@ -17,7 +17,8 @@ def main(argv=None):
     parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
     parser.add_argument("--numcep", type=at_least(1), default=NUMCEP)
-    parser.add_argument("--nfilt", type=at_least(1), default=NFILT)
+    parser.add_argument("--nfilt", type=at_least(1, most=DEFAULTS["nfft"] // 2 + 1), default=NFILT,
+                        help="mel filters, at most one per FFT bin (default: %(default)s)")
     parser.add_argument("--batch-size", type=at_least(1), default=BATCH_SIZE)
     args = parser.parse_args(argv)
     manifest = run_step(extract_mfccs, args.data_root, args.batch_size, numcep=args.numcep, nfilt=args.nfilt)

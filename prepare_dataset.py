@@ -9,7 +9,7 @@
   python prepare_dataset.py --source fsdd --path DIR --normalise minmax # the original's normalisation
 """
 
-from kwsprune.cli import add_data_root, at_least, run_step, step_parser
+from kwsprune.cli import add_data_root, at_least, run_step, seed, step_parser
 from kwsprune.dataset import SOURCES, prepare_dataset
 from kwsprune.paths import REPO_ROOT
 
@@ -21,6 +21,7 @@ N_SPEAKERS = 300           # synth: speakers (voice x variant x rate x pitch), e
 SEED = 0                   # synth: everything drawn from it; folder --split speakers: the speakers' order
 NORMALISE = None           # peak (largest |sample| = 1) | minmax (the original's: into [0, 1]) | none; None: peak, none for numpy
 SKIP_BAD_FILES = False     # leave out bad audio files (listed in skipped_files.txt) instead of stopping at the first
+DROP_DUPLICATES = False    # leave out byte-identical files that span classes or splits instead of refusing them
 SPLIT = "hash"             # folder: hash (Speech Commands' speaker sha1 rule) | speakers (seeded, by speaker) | lists
 VERSION = "0.02"           # speech_commands --download: archive version (0.01 or 0.02)
 THREADS = 4                # file reading threads
@@ -38,7 +39,7 @@ def main(argv=None):
     parser.add_argument("--no-resample", dest="resample", action="store_false",
                         help="refuse clips not at 16 kHz instead of resampling them")
     parser.add_argument("--n-speakers", type=at_least(1), default=N_SPEAKERS, help="synth: number of speakers (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=SEED,
+    parser.add_argument("--seed", type=seed, default=SEED,
                         help="synth: random seed; folder --split speakers: the speakers' order (default: %(default)s)")
     parser.add_argument("--download", action="store_true", help="speech_commands: fetch the official archive into --path")
     parser.add_argument("--version", default=VERSION, choices=("0.01", "0.02"), help="speech_commands --download version")
@@ -53,6 +54,9 @@ def main(argv=None):
     parser.add_argument("--skip-bad-files", action="store_true", default=SKIP_BAD_FILES,
                         help="leave out unreadable, truncated, empty, non-finite, too short (< 0.1 s) or silent files, "
                              "listed with the reason in Dataset_as_Numpy/skipped_files.txt, instead of stopping")
+    parser.add_argument("--drop-duplicates", action="store_true", default=DROP_DUPLICATES,
+                        help="leave out every copy of a byte-identical file found in two classes or splits (listed in "
+                             "Dataset_as_Numpy/skipped_files.txt) instead of refusing the dataset")
     parser.add_argument("--audio-column", default=AUDIO_COLUMN, help="hf: the audio column (default: %(default)s)")
     parser.add_argument("--label-column", default=LABEL_COLUMN,
                         help="hf: the label column, a ClassLabel or strings (default: %(default)s)")
@@ -60,7 +64,7 @@ def main(argv=None):
     manifest = run_step(
         prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
         args.n_speakers, args.seed, args.download, args.version, args.threads, args.normalise, args.split,
-        args.skip_bad_files, args.audio_column, args.label_column,
+        args.skip_bad_files, args.audio_column, args.label_column, args.drop_duplicates,
     )
     for name, record in manifest["files"].items():
         if name.endswith("_x.npy"):

@@ -10,7 +10,7 @@ into train_y's order), scores_{method}_k{k}.npy, clusters_k{k}.npy and manifest.
 fraction removed. --original-names also writes y_pruned/y_{simple,hard}_pruning_FULL_k{k}_{ratio}.npy.
 """
 
-from kwsprune.cli import add_data_root, add_pruning_flags, run_step, step_parser
+from kwsprune.cli import add_data_root, add_pruning_flags, run_step, seed, step_parser
 from kwsprune.methods import ALIASES, BALANCED, METHODS, with_balance
 from kwsprune.paths import REPO_ROOT, pruning_folder
 from kwsprune.pruning import run_pruning
@@ -28,7 +28,7 @@ PCA = None                               # optional PCA dimension before k-means
 def main(argv=None):
     parser = step_parser(__doc__)
     add_data_root(parser, DATA_ROOT)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=seed, default=SEED)
     parser.add_argument("--ratios", type=float, nargs="+", default=RATIOS, help="fractions removed, in [0, 1)")
     parser.add_argument("--methods", nargs="+", default=METHOD_NAMES, help=f"of {list(METHODS)} or aliases {list(ALIASES)}")
     parser.add_argument("--class-balanced", action="store_true", default=CLASS_BALANCED,

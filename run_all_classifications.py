@@ -20,6 +20,7 @@ worse, equivalent (within --margin) or, at --max-repeats, undecided. The study's
 
 from kwsprune.classify import sweep, sweep_verdicts
 from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, study_from_flags
+from kwsprune.device import available_cores
 from kwsprune.methods import ALIASES, BALANCED, METHODS
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
 from kwsprune.plan import plan
@@ -73,7 +74,7 @@ def main(argv=None):
                         help="local: the jobs in this process; dask: on Dask distributed workers (default: %(default)s)")
     parser.add_argument("--scheduler", default=SCHEDULER,
                         help="dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default: a local cluster)")
-    parser.add_argument("--workers", type=at_least(1), default=WORKERS,
+    parser.add_argument("--workers", type=at_least(1, most=available_cores()), default=WORKERS,
                         help="dask without --scheduler: worker processes of the local cluster (default: %(default)s)")
     parser.add_argument("--models-per-job", type=at_least(1), default=MODELS_PER_JOB,
                         help="at most this many runs of one size trained together; fewer makes more, shorter jobs for "

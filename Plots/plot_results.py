@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kwsprune.cli import add_data_root, at_least, run_step, step_parser  # noqa: E402
+from kwsprune.cli import add_data_root, at_least, run_step, seed, step_parser  # noqa: E402
 from kwsprune.paths import REPO_ROOT  # noqa: E402
 from kwsprune.plots import plot_results  # noqa: E402
 from kwsprune.pruning import PruningSetup  # noqa: E402
@@ -38,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--ratio", type=float, default=RATIO, help="its ratio (default: %(default)s)")
     parser.add_argument("--k", type=at_least(1), default=K)
     parser.add_argument("--n-init", type=at_least(1), default=N_INIT)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seed", type=seed, default=SEED)
     parser.add_argument("--pca", type=at_least(1), default=PCA)
     parser.add_argument("--include-set-aside", action="store_true",
                         help="also draw rows trained on inputs that are no longer the current ones")

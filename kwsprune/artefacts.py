@@ -10,6 +10,7 @@ import datetime
 import errno
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -17,10 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from kwsprune import __version__
-from kwsprune.paths import MANIFEST, REPO_ROOT
+from kwsprune.paths import MANIFEST, REPO_ROOT, STEP_DIRS
 from kwsprune.validation import InputError
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -35,33 +39,71 @@ def atomic_output(path):
         tmp.unlink(missing_ok=True)
 
 
-STAGING = ".staging"    # inside a step folder: the outputs of the step that is running
+STAGING = ".staging"    # inside a step folder: .staging-{pid}, the outputs of the step that is running
 PREVIOUS = ".previous"  # inside a step folder: the outputs being replaced, while the new ones are moved in
+FOLDER_LOCK = ".lock"   # inside a step folder: held by the step writing into it
 
 
 @contextmanager
 def staged(folder, replaces_listed: bool = False):
-    """All of a step's outputs or none: yield an empty staging folder inside `folder`. When the block ends without
-    error its files replace `folder`'s of the same names (manifests, *.json, last); on an error, Ctrl-C or a kill,
-    `folder` keeps its previous files. replaces_listed: the files the previous manifest.json lists go too (a step
-    that owns the folder); otherwise files the step does not write are left alone."""
+    """All of a step's outputs or none: yield an empty staging folder of this process inside `folder`. When the
+    block ends without error its files replace `folder`'s of the same names (manifests, *.json, last); on an error,
+    Ctrl-C or a kill, `folder` keeps its previous files. replaces_listed: the files the previous manifest.json lists
+    go too (a step that owns the folder); otherwise files the step does not write are left alone. The block holds
+    the folder's lock: a second process writing into the same folder (two pruning.py at once) waits for it, then
+    starts from its outputs."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    recover(folder)
-    staging = folder / STAGING
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    with folder_lock(folder):
+        recover(folder)
+        staging = folder / f"{STAGING}-{os.getpid()}"
+        staging.mkdir()
+        try:
+            yield staging
+            listed = []
+            if replaces_listed and (folder / MANIFEST).exists():
+                try:
+                    listed = [MANIFEST, *json.loads((folder / MANIFEST).read_text())["files"]]
+                except (ValueError, KeyError, TypeError):
+                    listed = [MANIFEST]
+            _move_in(staging, folder, listed)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def folder_lock(folder):
+    """Hold the lock of a step folder (reentrant in a thread): the steps that write into it wait for each other."""
+    folder = Path(folder)
+    check_writable(folder)
+    lock = FileLock(folder.resolve() / FOLDER_LOCK, is_singleton=True)  # one lock whatever the path's spelling
     try:
-        yield staging
-        listed = []
-        if replaces_listed and (folder / MANIFEST).exists():
-            try:
-                listed = [MANIFEST, *json.loads((folder / MANIFEST).read_text())["files"]]
-            except (ValueError, KeyError, TypeError):
-                listed = [MANIFEST]
-        _move_in(staging, folder, listed)
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.info("waiting for another step writing into %s to finish", folder)
+        lock.acquire()
+    try:
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
+
+
+def check_writable(folder, need_bytes: int = 0) -> None:
+    """Refuse, in one line and before any work, a folder that cannot be made or written (a read-only data root), or
+    whose disk has less than need_bytes free (an OSError ENOSPC: the exit status of a full disk)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise
+        raise InputError(f"{folder} cannot be written ({err.strerror}): make it writable, or pass --data-root on a "
+                         "folder you can write") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise OSError(errno.ENOSPC, f"{free / 1e6:,.0f} MB free, {need_bytes / 1e6:,.0f} MB needed", str(folder))
 
 
 def _move_in(staging: Path, folder: Path, dropped: list[str]) -> None:
@@ -77,16 +119,18 @@ def _move_in(staging: Path, folder: Path, dropped: list[str]) -> None:
 
 
 def recover(folder) -> None:
-    """Clear what a killed step left in `folder`: an unfinished move-in is undone (the previous files go back)
-    unless every new file had been moved in; a staging folder is removed."""
+    """Clear what a killed step left in `folder` (call with the folder's lock held, so no other step is writing):
+    an unfinished move-in is undone (the previous files go back) unless every new file had been moved in; staging
+    folders are removed."""
     folder = Path(folder)
-    previous, staging = folder / PREVIOUS, folder / STAGING
+    previous, stagings = folder / PREVIOUS, sorted(folder.glob(f"{STAGING}*"))
     if previous.exists():
-        if staging.exists() and any(staging.iterdir()):
+        if any(any(staging.iterdir()) for staging in stagings):
             for path in previous.iterdir():
                 os.replace(path, folder / path.name)
         shutil.rmtree(previous)
-    shutil.rmtree(staging, ignore_errors=True)
+    for staging in stagings:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def open_output(path, dtype, shape) -> np.memmap:
@@ -101,8 +145,7 @@ def open_output(path, dtype, shape) -> np.memmap:
         if err.errno == errno.ENOSPC:
             del array
             Path(path).unlink(missing_ok=True)
-            raise InputError(f"no space left on the disk of {path} for {size / 1e6:,.0f} MB: free some, or pass "
-                             "--data-root on a larger disk") from None
+            raise OSError(errno.ENOSPC, f"{size / 1e6:,.0f} MB did not fit", str(path)) from None
         if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot reserve: write as is
             raise
     return array
@@ -171,12 +214,34 @@ def write_manifest(folder, step: str, params: dict, inputs: dict, files: list[st
 
 
 def rerun(folder, made_by: str, manifest_name=MANIFEST) -> str:
-    """What makes `folder`'s outputs again: 're-run' and the command its manifest recorded, else the script."""
+    """What makes `folder`'s outputs again: 're-run' and the command its manifest recorded (with the --data-root
+    that `folder` is in now: a copied data root's fix must not rewrite the original), else the script."""
     try:
         command = json.loads((Path(folder) / manifest_name).read_text()).get("command")
     except (OSError, ValueError, AttributeError):
         command = None
-    return f"re-run {command or made_by}"
+    return f"re-run {_here(command, folder) if command else made_by}"
+
+
+def _here(command: str, folder) -> str:
+    """`command` with --data-root set to the data root `folder` is in (none: the repository's)."""
+    parts = shlex.split(command)
+    if "--data-root" in parts:
+        at = parts.index("--data-root")
+        del parts[at:at + 2]
+    root = data_root_of(folder)
+    if root is not None and root.resolve() != REPO_ROOT:
+        parts[2:2] = ["--data-root", str(root)]
+    return shlex.join(parts)
+
+
+def data_root_of(folder) -> Path | None:
+    """The data root a step folder (or a folder inside one) is in, or None where `folder` is in no step folder."""
+    folder = Path(folder)
+    for path in (folder, *folder.parents):
+        if path.name in STEP_DIRS:
+            return path.parent
+    return None
 
 
 def read_manifest(folder, made_by: str, manifest_name=MANIFEST) -> dict:

@@ -6,6 +6,8 @@ import functools
 import hashlib
 import logging
 import math
+import time
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,8 +15,10 @@ import numpy as np
 from tqdm import tqdm
 
 from kwsprune import __version__
-from kwsprune.artefacts import short_id
+from kwsprune.artefacts import check_writable, folder_lock, short_id
+from kwsprune.claims import claiming, run_key, store_lock
 from kwsprune.chance import chance_level, verdict
+from kwsprune.dask_backend import check_scheduler
 from kwsprune.embeddings import features_sha
 from kwsprune.engines import start_engine, train_job
 from kwsprune.methods import method_name
@@ -23,7 +27,8 @@ from kwsprune.models import n_parameters
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
 from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, describe_study, identity,
-                              read_runs, set_aside, studies, study_id, study_key, write_original_history)
+                              read_runs, refresh_history, set_aside, studies, study_id, study_key,
+                              write_original_history)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.sequential import OPEN
 from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
@@ -33,6 +38,8 @@ from kwsprune.verdicts import format_table, judge
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "dask")
 CHECKPOINT_DIR = ".checkpoints"  # under results/: the training state of the jobs in flight
+FREE_BYTES_NEEDED = 256 << 20  # a sweep starts only with this much free: rows, history CSVs and checkpoints
+WAIT_SECONDS = 2.0  # how often a sweep whose runs left are all another sweep's looks at runs.csv again
 
 
 def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
@@ -44,6 +51,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     comparisons with random that the runs make are registered in the study's ledger (kwsprune.study) first."""
     if study.backend not in BACKENDS:
         raise InputError(f"--backend {study.backend!r}: choose one of {', '.join(BACKENDS)}")
+    check_scheduler(study.scheduler, study.backend)
     seed, engine, config, n_init, pca, backend = study.seed, study.engine, study.config, study.n_init, study.pca, study.backend
     # on Dask each worker resolves the device itself: a driver without a GPU may send jobs to workers with one
     train, engine_label, device, engine_per_job = start_engine(engine, study.device if backend == "local" else "auto",
@@ -55,7 +63,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     log.info("%s CNN: %d parameters for %d classes; chance on the test split is %.3f", config.model,
              n_parameters(config.model, n_classes, data["x_train"].shape[1:]), n_classes, chance)
     results_dir = step_dir(data_root, RESULTS_DIR)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    check_writable(results_dir, need_bytes=FREE_BYTES_NEEDED)
     stored = read_runs(results_dir)
     line = describe_set_aside(set_aside(stored, current_inputs(data_root))[1], results_dir / RUNS_FILE)
     if line:
@@ -77,7 +85,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     recipe = {"seed": seed, "model": config.model, "engine": engine_label, "learning_rate": repr(config.learning_rate),
               "batch_size": config.batch_size, "max_epochs": config.max_epochs, "restore_best": config.restore_best,
               "dtype": config.dtype, "data": data["id"]}
-    rows, jobs = [], {}
+    rows, waiting = [], []
     for run in runs:
         indices, kept_id, features = pool_of(run)
         subset = draw(indices, run.n, seed, run.repeat)
@@ -89,29 +97,35 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
                "fraction_kept": round(len(indices) / n_train, 6), "n_classes": n_classes, "n_test": len(data["y_test"]),
                "chance": f"{chance:.6f}"}
         row = {field: str(value) for field, value in row.items()}
-        rows.append(done.get(identity(row), row))
+        rows.append(row)
         if identity(row) not in done:
-            jobs.setdefault(len(subset), []).append((run, row, subset))
+            waiting.append((run, row, subset))
     register_comparisons(results_dir, rows, study)
-    todo = sum(len(members) for members in jobs.values())
-    log.info("%d runs to train, %d already in %s", todo, len(runs) - todo, results_dir / RUNS_FILE)
-    job_list = [members[start:start + models_per_job] for members in jobs.values()
-                for start in range(0, len(members), models_per_job)]
-    specs = [([subset for _, _, subset in job], [model_seed(seed, run.repeat) for run, _, _ in job],
-              checkpoint_file(results_dir, [row for _, row, _ in job])) for job in job_list]
-    with tqdm(total=todo, desc="runs", unit="run") as bar:
-        show = _progress(bar, job_list)
-        if backend == "local" or not job_list:
-            finished = ((index, (*train_job(train, data, subsets, seeds, config, device, checkpoint,
-                                            on_epoch=functools.partial(show, index)), device))
-                        for index, (subsets, seeds, checkpoint) in enumerate(specs))
-            _store(results_dir, job_list, finished, bar, show)
-        else:
-            from kwsprune.dask_backend import open_client, train_jobs
+    log.info("%d runs to train, %d already in %s", len(waiting), len(runs) - len(waiting), results_dir / RUNS_FILE)
+    with claiming(results_dir) as claims, tqdm(total=len(waiting), desc="runs", unit="run") as bar:
+        while waiting:
+            job_list = _claim_jobs(results_dir, claims, waiting, models_per_job, backend, bar)
+            if not job_list:
+                time.sleep(WAIT_SECONDS)
+                continue
+            specs = [([subset for _, _, subset in job], [model_seed(seed, run.repeat) for run, _, _ in job],
+                      checkpoint_file(results_dir, [row for _, row, _ in job])) for job in job_list]
+            show = _progress(bar, job_list)
+            if backend == "local":
+                finished = ((index, (*train_job(train, data, subsets, seeds, config, device, checkpoint,
+                                                on_epoch=functools.partial(show, index)), device))
+                            for index, (subsets, seeds, checkpoint) in enumerate(specs))
+                _store(results_dir, claims, job_list, finished, show, waiting, bar)
+            else:
+                from kwsprune.dask_backend import open_client, train_jobs
 
-            with open_client(study.scheduler, study.workers) as client:
-                _store(results_dir, job_list, train_jobs(client, Path(data_root).resolve(), data["id"], engine,
-                                                         study.device, config, specs, show), bar, show)
+                with open_client(study.scheduler, study.workers) as client:
+                    _store(results_dir, claims, job_list, train_jobs(client, Path(data_root).resolve(), data["id"],
+                                                                     engine, study.device, config, specs, show), show,
+                           waiting, bar)
+    refresh_history(results_dir)
+    done = {identity(row): row for row in read_runs(results_dir)}
+    rows = [done[identity(row)] for row in rows]
     if study.original_names:
         for members in studies(rows).values():
             written = write_original_history(results_dir, members, list(study.ks))
@@ -136,14 +150,45 @@ def _progress(bar, job_list):
     return show
 
 
-def _store(results_dir, job_list, finished, bar, show) -> None:
-    """Fill in and append the rows of each job as it finishes: finished yields (job index, (metrics, seconds, device))."""
+def _claim_jobs(results_dir, claims, waiting: list, models_per_job: int, backend: str, bar) -> list[list]:
+    """The jobs this sweep trains next, its runs claimed: those of `waiting` that no live sweep has claimed and
+    none has stored, in jobs of runs of one size (the first job on the local backend, all of them on Dask). Runs
+    another sweep stored meanwhile leave `waiting` (and count on the bar); an empty list: every run left is another
+    sweep's."""
+    with store_lock(results_dir):
+        stored = {identity(row) for row in read_runs(results_dir)}
+        before = len(waiting)
+        waiting[:] = [entry for entry in waiting if identity(entry[1]) not in stored]
+        bar.update(before - len(waiting))
+        others = claims.others()
+        free = [entry for entry in waiting if run_key(identity(entry[1])) not in others]
+        by_size: dict[int, list] = {}
+        for entry in free:
+            by_size.setdefault(len(entry[2]), []).append(entry)
+        job_list = [members[start:start + models_per_job] for members in by_size.values()
+                    for start in range(0, len(members), models_per_job)]
+        job_list = job_list[:1] if backend == "local" else job_list
+        claims.take(run_key(identity(row)) for job in job_list for _, row, _ in job)
+    if waiting and not job_list:
+        owners = {record.get("command", "?") for key, record in others.items()}
+        bar.set_postfix_str(f"waiting for {len(waiting)} runs another sweep is training ({'; '.join(sorted(owners))})")
+    return job_list
+
+
+def _store(results_dir, claims, job_list, finished, show, waiting: list, bar) -> None:
+    """Fill in and append the rows of each job as it finishes, then free their claims, write the history CSVs again
+    and take the job's runs off `waiting`: finished yields (job index, (metrics, seconds, device))."""
     for index, (metrics, seconds, device) in finished:
         job = job_list[index]
         for (_, row, _), m in zip(job, metrics):
             row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
                        seconds=f"{seconds / len(job):.3f}", device=device, code_version=__version__)
-        append_rows(results_dir, [row for _, row, _ in job])
+        with store_lock(results_dir):
+            append_rows(results_dir, [row for _, row, _ in job])
+            claims.release(run_key(identity(row)) for _, row, _ in job)
+            refresh_history(results_dir)
+        stored = {id(row) for _, row, _ in job}
+        waiting[:] = [entry for entry in waiting if id(entry[1]) not in stored]
         show(index)
         bar.update(len(job))
 
@@ -166,7 +211,10 @@ def report_chance(rows) -> None:
         if not flag:
             continue
         steps = math.ceil(int(first["n_used"]) / int(first["batch_used"]))
-        if steps <= 2:
+        if steps <= 2 and first["batch_size"] == "auto":
+            hint = (f"{first['n_used']} clips are {steps} step(s) an epoch even at auto's smallest batch "
+                    f"({first['batch_used']}), too few to learn {first['n_classes']} classes from: raise --n")
+        elif steps <= 2:
             hint = (f"an epoch of {first['n_used']} clips is {steps} step(s) at batch {first['batch_used']}, so early "
                     "stopping can end a run before it learns: try --batch-size auto or smaller")
         elif all(row["epochs"] == row["max_epochs"] for row in members):
@@ -194,6 +242,7 @@ def check_sweep(data_root, study: Study) -> Study:
     """The study with method names and sizes in their canonical spelling, every value checked."""
     study = replace(study, methods=tuple(method_name(m) for m in study.methods), ns=tuple(parse_n(n) for n in study.ns))
     check_stopping(study)
+    check_scheduler(study.scheduler, study.backend)
     for ratio in study.ratios:
         if not (0 <= ratio < 1 or (ratio == 1.0 and set(study.methods) == {"random"})):
             raise InputError(f"--ratios {ratio}: a ratio is the fraction removed, in [0, 1) (1.0, the whole training "
@@ -209,11 +258,14 @@ def sweep(data_root, study: Study) -> list[dict]:
     study = check_sweep(data_root, study)
     needed = {(k, method, ratio) for method in study.methods for ratio in study.ratios for k in study.ks
               for n in study.ns if run_for(method, ratio, k, n, 0).k is not None}
-    missing = [(k, method, ratio) for k, method, ratio in needed
-               if not is_made(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), method, ratio)]
-    if missing:
-        run_pruning(data_root, sorted({m for _, m, _ in missing}), sorted({r for _, _, r in missing}),
-                    sorted({k for k, _, _ in missing}), study.seed, study.n_init, study.pca)
+    with ExitStack() as locks:  # a sweep beside this one that is pruning the same kept sets: wait, then use its
+        for k in sorted(study.ks):
+            locks.enter_context(folder_lock(PruningSetup(k, study.n_init, study.seed, study.pca).folder(data_root)))
+        missing = [(k, method, ratio) for k, method, ratio in needed
+                   if not is_made(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), method, ratio)]
+        if missing:
+            run_pruning(data_root, sorted({m for _, m, _ in missing}), sorted({r for _, _, r in missing}),
+                        sorted({k for k, _, _ in missing}), study.seed, study.n_init, study.pca)
     if study.original_names:
         for k in study.ks:
             export_original_names(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), list(study.methods),

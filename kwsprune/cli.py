@@ -3,6 +3,8 @@
 import argparse
 import errno
 import logging
+import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -17,8 +19,8 @@ def run_step(step, *args, **kwargs):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return step(*args, **kwargs)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except InputError as err:  # a file name of undecodable bytes is shown escaped, not as a UnicodeEncodeError
+        print(f"error: {err}".encode("utf-8", "backslashreplace").decode("utf-8"), file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted: the step's unfinished outputs were discarded; run it again to resume", file=sys.stderr)
@@ -26,8 +28,9 @@ def run_step(step, *args, **kwargs):
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
-        where = f" while writing {err.filename}" if err.filename else ""
-        print(f"error: no space left on the device{where}: free some space, or pass --data-root on a larger disk; "
+        where = f" for {err.filename}" if err.filename else ""
+        detail = f" ({err.strerror})" if err.strerror and err.strerror != os.strerror(errno.ENOSPC) else ""
+        print(f"error: no space left on the device{where}{detail}: free some space, or pass --data-root on a larger disk; "
               "the step's unfinished outputs were discarded", file=sys.stderr)
         raise SystemExit(1) from None
 
@@ -58,8 +61,8 @@ def data_root(text: str) -> Path:
     return path
 
 
-def at_least(low: int):
-    """argparse type: a whole number >= low."""
+def at_least(low: int, most: int | None = None):
+    """argparse type: a whole number >= low (and <= most)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -67,8 +70,18 @@ def at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{value} is below {low}: give a whole number >= {low}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"{value} is above {most}: give a whole number in [{low}, {most}]")
         return value
     return parse
+
+
+MAX_SEED = 2**32 - 1  # what numpy's legacy generators and scikit-learn's random_state take
+
+
+def seed(text: str) -> int:
+    """argparse type of --seed: a whole number in [0, 2**32 - 1]."""
+    return at_least(0, most=MAX_SEED)(text)
 
 
 def _batch_size(text: str):
@@ -81,7 +94,7 @@ def _batch_size(text: str):
     return int(text)
 
 
-def add_training_flags(parser, recipe, seed, engine, device) -> None:
+def add_training_flags(parser, recipe, seed_default, engine, device) -> None:
     """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py). The
     recipe flags default to the named recipe's values (kwsprune.training.RECIPES)."""
     from kwsprune.models import MODELS
@@ -99,7 +112,7 @@ def add_training_flags(parser, recipe, seed, engine, device) -> None:
     parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="when the best weights are restored")
     parser.add_argument("--dtype", choices=DTYPES, help="float32 (default); float64: exact, slower; bfloat16: the layers in "
                                                         "bfloat16 from float32 weights, for GPUs and CPUs with avx512_bf16")
-    parser.add_argument("--seed", type=int, default=seed, help="pruning, draws and model initialisations (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=seed_default, help="pruning, draws and model initialisations (default: %(default)s)")
     parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
                         help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
                              "on the backend KERAS_BACKEND names (default: %(default)s)")
@@ -115,8 +128,8 @@ def training_config(args):
                "restore_best": args.restore_best, "dtype": args.dtype}
     if args.batch_size is not None:
         changes["batch_size"] = _batch_size(args.batch_size)
-    if args.learning_rate is not None and not args.learning_rate > 0:
-        raise InputError(f"--learning-rate {args.learning_rate}: give a positive number")
+    if args.learning_rate is not None and not (args.learning_rate > 0 and math.isfinite(args.learning_rate)):
+        raise InputError(f"--learning-rate {args.learning_rate}: give a positive finite number (the original's is 5e-3)")
     return replace(config, **{name: value for name, value in changes.items() if value is not None})
 
 

@@ -8,6 +8,7 @@ whose worker fails is retried (its checkpoint in results/.checkpoints/ lets the 
 
 import functools
 import logging
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -20,6 +21,38 @@ from kwsprune.validation import InputError
 log = logging.getLogger(__name__)
 RETRIES = 2  # a job is tried again this often when its worker raises or dies
 PROGRESS = "kwsprune-progress"  # the topic on which workers report (job, epoch, models training) to the driver
+
+
+SCHEDULER_ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def check_scheduler(scheduler: str | None, backend: str) -> None:
+    """Refuse, before any work, a --scheduler without --backend dask, an address that is not one, and tls:// without
+    the certificates in the Dask configuration."""
+    if scheduler is None:
+        return
+    if backend != "dask":
+        raise InputError(f"--scheduler {scheduler} is for --backend dask: add --backend dask, or leave --scheduler out")
+    match = SCHEDULER_ADDRESS.match(scheduler)
+    if match is None or not 0 < int(match.group(3)) < 65536:
+        raise InputError(f"--scheduler {scheduler!r} is not a scheduler's address: give tls://HOST:PORT or tcp://HOST:PORT, "
+                         "as `dask scheduler` prints it")
+    if match.group(1) in ("tls", "wss"):
+        try:
+            from distributed.security import Security
+        except ImportError:
+            raise InputError("--backend dask needs Dask distributed: pip install .[dask]") from None
+
+        security = Security()  # the certificates of the user's Dask configuration
+        missing = [key for key, value in (("ca-file", security.tls_ca_file), ("client.cert", security.tls_client_cert))
+                   if not value]
+        if missing:
+            raise InputError(f"--scheduler {scheduler}: TLS needs distributed.comm.tls.{' and distributed.comm.tls.'.join(missing)} "
+                             "in the Dask configuration (~/.config/dask/*.yaml, or DASK_DISTRIBUTED__COMM__TLS__CA_FILE "
+                             "and the like): see 'Dask' in docs/pipeline.md")
+    elif match.group(2) not in ("localhost", "127.0.0.1", "[::1]"):
+        log.warning("--scheduler %s is not encrypted: whoever reaches its port can run code on its workers and read "
+                    "the data root; prefer tls:// (see 'Dask' in docs/pipeline.md)", scheduler)
 
 
 def open_client(scheduler: str | None, workers: int):
@@ -38,7 +71,8 @@ def open_client(scheduler: str | None, workers: int):
         return client
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's start and stop are not news
     threads = max(1, available_cores() // workers)
-    client = Client(LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=":0"))
+    client = Client(LocalCluster(n_workers=workers, threads_per_worker=threads, processes=True, host="127.0.0.1",
+                                dashboard_address="127.0.0.1:0"))  # this machine only
     log.info("Dask dashboard: %s", client.dashboard_link)
     return client
 

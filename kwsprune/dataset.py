@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (command_line, load_verified, open_output, rerun, save_npy, staged, write_manifest,
-                                write_text)
+from kwsprune.artefacts import (check_writable, command_line, load_verified, open_output, rerun, save_npy, staged,
+                                write_manifest, write_text)
 from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, SPLITS, step_dir
 from kwsprune.validation import BadClip, InputError, check_labels, check_same_length, check_waveforms, load_npy
 
@@ -43,6 +43,54 @@ def check_clips(clips, class_names, source: str, fix: str) -> None:
     empty = [name for name in class_names if train_labels[name] == 0]
     if empty:
         raise InputError(f"{source}: the classes {empty} have no training clips: add clips or leave those classes out")
+
+
+def _refuse_bad_names(clips, skip: bool, source) -> tuple[list, list[str]]:
+    """Clips whose file names {split}_files.txt can hold one a line; the others are refused, or with `skip` left out
+    (a line each for skipped_files.txt, the name as Python's ascii() writes it)."""
+    from kwsprune.sources import bad_name
+
+    bad = [(clip, why) for clip in clips if (why := bad_name(clip.relpath))]
+    if bad and not skip:
+        clip, why = bad[0]
+        raise InputError(f"{ascii(clip.relpath)} under {source}: its name {why}, which a list of one name a line cannot "
+                         f"hold ({len(bad)} such files): rename them, or pass --skip-bad-files to leave them out")
+    if bad:
+        log.warning("skipped %d files whose names cannot be listed one a line, the first: %s", len(bad), ascii(bad[0][0].relpath))
+    names = {id(clip) for clip, _ in bad}
+    return [clip for clip in clips if id(clip) not in names], [f"{ascii(clip.relpath)}\tits name {why}\n" for clip, why in bad]
+
+
+def _refuse_copies(clips, drop: bool, source, threads: int) -> tuple[list, list[str]]:
+    """Each real file once, and no byte-identical copies across classes or splits: refused, or with `drop` every copy
+    left out, and of the copies within a class and split all but the first (a line each for skipped_files.txt).
+    See kwsprune.duplicates."""
+    from kwsprune.duplicates import copies, describe
+
+    clips, linked, spanning, within = copies(clips, threads)
+    if linked:
+        log.info("%d files reached through a second path (a symlinked folder) are read once", linked)
+    if within:
+        largest = max(within, key=len)
+        log.warning("%d files are byte-identical copies within their class and split (%d groups, the largest %d copies "
+                    "of %s): %s", sum(len(group) for group in within), len(within), len(largest), largest[0].relpath,
+                    "the first of each is kept (--drop-duplicates)" if drop else "kept; --drop-duplicates keeps one of each")
+    if spanning and not drop:
+        raise InputError(f"{source}: {sum(len(group) for group in spanning)} files in {len(spanning)} groups are "
+                         "byte-identical across classes or splits (a clip under two labels, or a test clip in training), "
+                         f"the first: {describe(spanning[0])}: remove the copies, or pass --drop-duplicates to leave every "
+                         "copy out")
+    if spanning:
+        log.warning("left out %d byte-identical files in %d groups across classes or splits (--drop-duplicates; listed "
+                    "in %s), the first: %s", sum(len(group) for group in spanning), len(spanning), SKIPPED_FILE,
+                    describe(spanning[0]))
+    if not drop:
+        return clips, []
+    dropped = [(clip, f"byte-identical copies across classes or splits: {describe(group)}")
+               for group in spanning for clip in group]
+    dropped += [(clip, f"a byte-identical copy of {group[0].relpath}, which is kept") for group in within for clip in group[1:]]
+    left_out = {id(clip) for clip, _ in dropped}
+    return [clip for clip in clips if id(clip) not in left_out], [f"{clip.relpath}\t{why}\n" for clip, why in dropped]
 
 
 def drop_bad_clips(clips, load, threads: int = 4) -> tuple[list, list[str]]:
@@ -168,17 +216,19 @@ SOURCES = ("speech_commands", "folder", "fsdd", "synth", "numpy", "hf")
 def prepare_dataset(
     data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
     n_speakers=300, seed=0, download=False, version="0.02", threads=4, normalise=None, split="hash",
-    skip_bad_files=False, audio_column="audio", label_column="label",
+    skip_bad_files=False, audio_column="audio", label_column="label", drop_duplicates=False,
 ) -> dict:
     """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/.
 
     normalise: peak (default for audio), minmax (the original's) or none (default for numpy arrays).
     split (folder source): hash (Speech Commands' speaker hash), speakers (seeded speaker-grouped 80/10/10)
-    or lists (validation_list.txt and testing_list.txt in the folder). audio_column, label_column: the hf source's."""
+    or lists (validation_list.txt and testing_list.txt in the folder). audio_column, label_column: the hf source's.
+    drop_duplicates: leave out byte-identical files in two classes or splits (kwsprune.duplicates) instead of refusing."""
     from kwsprune import sources, synth
     from kwsprune.audio import load_clip, normaliser
 
     out_dir = step_dir(data_root, DATASET_DIR)
+    check_writable(out_dir)
     if source != "synth" and path is None:
         raise InputError(f"--source {source} needs --path DIR")
     how = normalise or ("none" if source == "numpy" else "peak")
@@ -191,8 +241,8 @@ def prepare_dataset(
         "--speaker-regex": speaker_regex, "--no-resample": not resample, "--split": split if source == "folder" else None,
         "--n-speakers": n_speakers if source == "synth" else None,
         "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how,
-        "--skip-bad-files": skip_bad_files, "--audio-column": audio_column if source == "hf" else None,
-        "--label-column": label_column if source == "hf" else None})
+        "--skip-bad-files": skip_bad_files, "--drop-duplicates": drop_duplicates,
+        "--audio-column": audio_column if source == "hf" else None, "--label-column": label_column if source == "hf" else None})
     load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
     fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
@@ -231,10 +281,17 @@ def prepare_dataset(
             return import_arrays(path, staging, params, how, command)
     else:
         raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
-    skipped = None
+    skipped = []
+    clips, skipped = _refuse_bad_names(clips, skip_bad_files, path)
+    clips, copies_left_out = _refuse_copies(clips, drop_duplicates, path, threads)
+    if drop_duplicates:
+        params.update(drop_duplicates=True, duplicates=len(copies_left_out))
+        skipped += copies_left_out
     if skip_bad_files:
-        clips, skipped = drop_bad_clips(clips, load, threads)
-        params.update(skip_bad_files=True, skipped=len(skipped))
+        clips, bad = drop_bad_clips(clips, load, threads)
+        skipped += bad
+        params.update(skip_bad_files=True, skipped=len(skipped) - len(copies_left_out))
+    skipped = skipped if skip_bad_files or drop_duplicates else None
     check_clips(clips, names, f"{path or 'synth'}", fix)
     with staged(out_dir, replaces_listed=True) as staging:
         return write_dataset(staging, clips, names, load, params, threads, command, skipped)

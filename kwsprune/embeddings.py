@@ -10,11 +10,15 @@ Two kinds of model give `(n_clips, n_frames, dim)` frames, then pooled to one ro
 
 import ctypes
 import logging
+import os
+import socket
+import urllib.parse
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (check_computed_from, command_line, input_key, open_output, recorded_sha, staged,
+from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, open_output, recorded_sha, staged,
                                 verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import pick_device
@@ -31,16 +35,31 @@ POOLINGS = ("mean", "flatten")
 _MEL_BANDS, _WINDOW, _STEP, _EMB_DIM = 32, 76, 8, 96
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (HF_ENDPOINT, else huggingface.co) answers within `timeout` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    address = urllib.parse.urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((address.hostname, address.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def open_transformers_model(name: str, device: str, layer: int | None):
     """Load a checkpoint; return `embed(batch (B, 16000) float32) -> (B, frames, dim)` and its description."""
     import torch
     import transformers
 
+    # offline, the hub's client retries for most of a minute before it fails: look in the cache alone instead
+    cached_only = not Path(name).is_dir() and not hub_reachable()
     try:
-        extractor = transformers.AutoFeatureExtractor.from_pretrained(name)
-        model = transformers.AutoModel.from_pretrained(name).to(device).eval()
+        extractor = transformers.AutoFeatureExtractor.from_pretrained(name, local_files_only=cached_only)
+        model = transformers.AutoModel.from_pretrained(name, local_files_only=cached_only).to(device).eval()
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0]
+        reason = "the Hugging Face hub cannot be reached and the cache does not hold it" if cached_only else \
+            str(err).strip().splitlines()[0]
         raise InputError(
             f"could not load model {name!r} ({reason}): with internet it is fetched into the Hugging Face cache; "
             "offline, copy a cache that holds it (HF_HOME) or pass --model a folder saved with save_pretrained"
@@ -120,6 +139,7 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     if dtype not in ("float16", "float32"):
         raise InputError(f"--dtype {dtype!r}: choose float16 or float32")
     dataset_dir, out_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
+    check_writable(out_dir)
     clips_sha = verify_file(dataset_dir, clips_file("train"), DATASET_MADE_BY)
     x = np.load(dataset_dir / clips_file("train"), mmap_mode="r")
     check_waveforms(x, str(dataset_dir / clips_file("train")))

@@ -15,7 +15,7 @@ import scipy.fft
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from kwsprune.artefacts import (check_computed_from, command_line, input_key, load_verified, open_output, recorded_sha,
+from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, load_verified, open_output, recorded_sha,
                                 short_id, staged, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.dataset import class_names
@@ -173,6 +173,7 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
         raise InputError(f"--numcep {params['numcep']} is more than the {params['nfilt']} mel filters (--nfilt): "
                          "a cepstrum has at most as many coefficients as filters")
     dataset_dir = step_dir(data_root, DATASET_DIR)
+    check_writable(step_dir(data_root, MFCC_DIR))
     inputs, files = {}, []
     with staged(step_dir(data_root, MFCC_DIR), replaces_listed=True) as out_dir:
         for split in SPLITS:

@@ -8,6 +8,7 @@ MFCC_DIR = "MFCCs"
 PRUNED_DIR = "y_pruned"
 RESULTS_DIR = "results"
 PLOTS_DIR = "Plots"
+STEP_DIRS = (DATASET_DIR, EMBEDDINGS_DIR, MFCC_DIR, PRUNED_DIR, RESULTS_DIR, PLOTS_DIR)
 HISTORY_DIR = "history"  # under results/: the original's per-configuration CSVs, a folder per study
 
 SPLITS = ("train", "valid", "test")

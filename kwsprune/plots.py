@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from kwsprune.artefacts import write_text  # noqa: E402
+from kwsprune.artefacts import check_writable, write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
 from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
@@ -342,7 +342,8 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
         raise InputError(f"every row of {runs_path} is set aside ({note}): run run_all_classifications.py on the "
                          "current data, or pass --include-set-aside")
     folder = step_dir(data_root, PLOTS_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder)
+    check_writable(step_dir(data_root, RESULTS_DIR))  # the studies' ledgers: comparisons the report meets first
     by_study = studies(shown)
     sections = []
     report = ["# kwsprune report", "", f"From `{runs_path}`. Each study is one recipe on one dataset with one "

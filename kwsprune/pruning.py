@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwsprune.artefacts import (check_computed_from, command_line, input_key, load_verified, read_manifest, save_npy,
+from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, load_verified, read_manifest, save_npy,
                                 short_id, staged, verify_file, write_manifest, write_text)
 from kwsprune.dataset import load_labels
 from kwsprune.embeddings import features_sha
@@ -68,9 +68,13 @@ def run_pruning(data_root, methods, ratios, ks=(10,), seed: int = 0, n_init: int
         check_ratio(ratio)
     for setup in setups:
         check_setup(setup)
+    check_writable(step_dir(data_root, PRUNED_DIR))
     sha = features_sha(data_root, read=True)  # the embeddings are read: hashed once for every k
     features = np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")
     labels = load_labels(data_root, "train", len(features))
+    for setup in setups:
+        if setup.k > len(features):
+            raise InputError(f"--k {setup.k} is more clusters than the {len(features)} training clips: lower --k")
     model_scores = {name: cache(partial(model_score, data_root, name, seed)) for name in MODEL_SCORES}
     manifests = []
     for setup in setups:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kwsprune.artefacts import short_id, write_text
+from kwsprune.claims import store_lock
 from kwsprune.methods import ORIGINAL_NAMES
 from kwsprune.paths import HISTORY_DIR, RUNS_FILE, history_file, kept_file, pruning_folder
 from kwsprune.validation import InputError
@@ -59,50 +60,77 @@ def _csv_text(rows, header: bool) -> str:
     return buffer.getvalue()
 
 
+def _parse(path) -> tuple[list[dict], list[str]]:
+    text = path.read_text()
+    reader = csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1]))
+    rows = list(reader)
+    return rows, reader.fieldnames or []
+
+
 def read_runs(results_dir) -> list[dict]:
-    """Rows of results/runs.csv. A last line cut off by a kill is dropped; rows of an older kwsprune's columns
-    are moved to the current ones (their new columns empty, so they are set aside)."""
+    """Rows of results/runs.csv. A last line cut off by a kill (or being appended by another sweep) is not read;
+    rows of an older kwsprune's columns are moved to the current ones (their new columns empty, so they are set
+    aside)."""
     path = Path(results_dir) / RUNS_FILE
     if not path.exists():
         return []
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[:text.rfind("\n") + 1]
-        write_text(path, text)
-    reader = csv.DictReader(io.StringIO(text))
-    rows = list(reader)
-    header = reader.fieldnames or []
+    rows, header = _parse(path)
     if header != RUN_FIELDS:
-        unknown = [field for field in header if field not in RUN_FIELDS]
-        if unknown or "test_acc" not in header:
-            raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
-                             f"move it aside and rerun, a new one is started")
-        rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
-                 "batch_used": row.get("batch_size") or ""} for row in rows]
-        write_text(path, _csv_text(rows, header=True))
+        with store_lock(results_dir):  # read again under the lock: no other sweep's row is lost in the move
+            rows, header = _parse(path)
+            unknown = [field for field in header if field not in RUN_FIELDS]
+            if unknown or "test_acc" not in header:
+                raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
+                                 f"move it aside and rerun, a new one is started")
+            rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
+                     "batch_used": row.get("batch_size") or ""} for row in rows]
+            write_text(path, _csv_text(rows, header=True))
         log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), OLDER_SCHEMA)
-    return rows
+    broken = [row for row in rows if not _is_accuracy(row["test_acc"])]
+    if broken and (str(path), len(broken)) not in _WARNED:
+        _WARNED.add((str(path), len(broken)))
+        log.warning("%s: %d rows have a test_acc that is not an accuracy in [0, 1] (the first: %r): they are not read, "
+                    "and their runs train again; delete those lines to silence this", path, len(broken),
+                    broken[0]["test_acc"])
+    return [row for row in rows if _is_accuracy(row["test_acc"])]
 
 
-def append_rows(results_dir, rows: list[dict]) -> None:
-    """Append whole rows to runs.csv in one write, flushed to disk (or none of them, if the write fails), then refresh
-    the original's CSVs."""
-    path = Path(results_dir) / RUNS_FILE
-    data = _csv_text(rows, header=not path.exists()).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+_WARNED: set = set()  # (runs.csv, rows broken): said once a process
+
+
+def _is_accuracy(text) -> bool:
     try:
-        size = os.fstat(fd).st_size
+        return 0 <= float(text) <= 1
+    except (TypeError, ValueError):
+        return False
+
+
+def append_rows(results_dir, rows: list[dict]) -> list[dict]:
+    """Append to runs.csv the rows whose identity it does not hold yet, in one write flushed to disk (or none of
+    them, if the write fails), under the store's lock (kwsprune.claims); return those appended."""
+    path = Path(results_dir) / RUNS_FILE
+    with store_lock(results_dir):
+        held = {identity(row) for row in read_runs(results_dir)}
+        rows = list({identity(row): row for row in rows if identity(row) not in held}.values())
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            written = 0
-            while written < len(data):
-                written += os.write(fd, data[written:])
-            os.fsync(fd)
-        except BaseException:  # a full disk, a Ctrl-C: no half row may stay for the next rows to follow
-            os.ftruncate(fd, size)
-            raise
-    finally:
-        os.close(fd)
-    write_history(results_dir, read_runs(results_dir))
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut by a kill: cut back to the last whole row
+                text = path.read_bytes()
+                size = text.rfind(b"\n") + 1
+                os.ftruncate(fd, size)
+            data = _csv_text(rows, header=size == 0).encode()
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+                os.fsync(fd)
+            except BaseException:  # a full disk, a Ctrl-C: no half row may stay for the next rows to follow
+                os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -210,6 +238,13 @@ def describe_study(key: tuple) -> str:
 
 def _history_line(row) -> str:
     return f"{row['test_loss']},{row['test_acc']},{row['epochs']}\n"
+
+
+def refresh_history(results_dir) -> None:
+    """Write the original's per-configuration CSVs again from runs.csv, under the store's lock, so that they always
+    agree with it (a sweep ends with this, even when it trained nothing: a full disk may have stopped the last)."""
+    with store_lock(results_dir):
+        write_history(results_dir, read_runs(results_dir))
 
 
 def write_history(results_dir, rows) -> None:

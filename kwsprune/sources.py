@@ -9,6 +9,7 @@ import logging
 import re
 import tarfile
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -67,18 +68,63 @@ def _require_dir(path, hint: str) -> Path:
 
 
 def read_split_lists(root: Path, hint: str) -> dict[str, set[str]]:
-    """Speech Commands' split lists in `root`: validation_list.txt and testing_list.txt, one relative path a line."""
+    """Speech Commands' split lists in `root`: validation_list.txt and testing_list.txt, one path a line, relative
+    to `root` (absolute paths under `root` are made relative), in Unicode NFC; an entry in both lists is refused."""
     lists = {}
     for split, name in LIST_FILES.items():
         list_path = root / name
         if not list_path.exists():
             raise InputError(f"{list_path} is missing: {hint}")
-        lists[split] = {line.strip() for line in list_path.read_text().splitlines() if line.strip()}  # names may hold spaces
+        lines = [line.strip() for line in list_path.read_text(encoding="utf-8").splitlines()]  # names may hold spaces
+        lists[split] = {_list_entry(line, root) for line in lines if line}
+    both = sorted(lists["valid"] & lists["test"])
+    if both:
+        raise InputError(f"{root}: {len(both)} entries are in both {LIST_FILES['valid']} and {LIST_FILES['test']} (the "
+                         f"first: {both[0]!r}): a clip belongs to one split, remove it from one list")
     return lists
 
 
+def _list_entry(line: str, root: Path) -> str:
+    entry = unicodedata.normalize("NFC", line.replace("\\", "/"))
+    if entry.startswith("/"):
+        for base in (root, root.resolve()):
+            base_text = unicodedata.normalize("NFC", base.as_posix().rstrip("/")) + "/"
+            if entry.startswith(base_text):
+                return entry[len(base_text):]
+    return entry
+
+
 def listed_split(relpath: str, lists: dict[str, set[str]]) -> str:
+    relpath = unicodedata.normalize("NFC", relpath)
     return "valid" if relpath in lists["valid"] else "test" if relpath in lists["test"] else "train"
+
+
+def check_list_matches(clips, lists: dict[str, set[str]], root: Path, partial: bool) -> None:
+    """Name the list entries that match no clip: an error when none of a list's entries matched (the paths are not
+    relative to `root`), else one line counting them (`partial`: a source whose lists name more clips than the
+    folder holds, as a sample of Speech Commands, says nothing)."""
+    names = {unicodedata.normalize("NFC", clip.relpath) for clip in clips}
+    for split, entries in lists.items():
+        unmatched = sorted(entries - names)
+        if entries and len(unmatched) == len(entries):
+            raise InputError(f"{root / LIST_FILES[split]}: none of its {len(entries)} entries names a file under {root} "
+                             f"(the first: {unmatched[0]!r}): write paths relative to {root}, e.g. "
+                             f"{sorted(names)[0]!r}")
+        if unmatched and not partial:
+            log.warning("%s: %d entries name no file under %s (the first: %r); those clips are not in any split",
+                        root / LIST_FILES[split], len(unmatched), root, unmatched[0])
+
+
+def bad_name(relpath: str) -> str | None:
+    """Why a file name cannot be a line of {split}_files.txt (a newline, a control character, bytes that are not
+    UTF-8), or None."""
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds bytes that are not UTF-8"
+    if any(ord(char) < 32 or ord(char) == 127 for char in relpath):
+        return "holds a newline or another control character"
+    return None
 
 
 def speaker_split(clips_per_speaker: dict[str, int], seed: int, valid_percent=VALID_PERCENT,
@@ -119,6 +165,7 @@ def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]
             split = listed_split(relpath, lists)
             speaker = path.name.split("_nohash_")[0]
             clips.append(Clip(relpath, word, speaker, split, path))
+    check_list_matches(clips, lists, root, partial=True)
     return clips, list(words)
 
 
@@ -156,6 +203,7 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
     else:
         lists = read_split_lists(root, "--split lists reads validation_list.txt and testing_list.txt (one path a "
                                        "line, relative to the folder, as in Speech Commands) from the folder")
+        check_list_matches(clips, lists, root, partial=False)
         split_of = lambda clip: listed_split(clip.relpath, lists)  # noqa: E731
     return [replace(clip, split=split_of(clip)) for clip in clips], class_names
 

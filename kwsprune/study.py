@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from kwsprune.artefacts import write_text
+from kwsprune.claims import store_lock
 from kwsprune.paths import format_ratio
 from kwsprune.runs import Run, run_for
 from kwsprune.sequential import ALPHA, MARGIN, batch_alpha
@@ -124,28 +125,29 @@ def read_ledger(results_dir, study_key_id: str) -> dict | None:
 def register(results_dir, study_key_id: str, description: str, new: list[Comparison], study: Study | None) -> dict:
     """Add the comparisons not yet in the study's ledger as one batch, with an equal share of the batch's error, and
     record the sweep that added them (None: the report met them first); returns the ledger."""
-    ledger = read_ledger(results_dir, study_key_id)
-    alpha = study.alpha if study else ALPHA
-    if ledger is None:
-        ledger = {"study": description, "alpha": alpha, "batches": []}
-    elif study and study.sequential and abs(ledger["alpha"] - study.alpha) > 1e-12:
-        raise InputError(f"{_ledger_path(results_dir, study_key_id)}: this study's family-wise error is "
-                         f"{ledger['alpha']}, fixed when its first comparisons were registered; rerun with --alpha "
-                         f"{ledger['alpha']}, or use another --data-root for a new study")
-    known = {tuple(c) for batch in ledger["batches"] for c in batch["comparisons"]}
-    added = [c for c in dict.fromkeys(new) if tuple(c) not in known]
-    if not added:
+    with store_lock(results_dir):  # two sweeps of one study register their comparisons one after the other
+        ledger = read_ledger(results_dir, study_key_id)
+        alpha = study.alpha if study else ALPHA
+        if ledger is None:
+            ledger = {"study": description, "alpha": alpha, "batches": []}
+        elif study and study.sequential and abs(ledger["alpha"] - study.alpha) > 1e-12:
+            raise InputError(f"{_ledger_path(results_dir, study_key_id)}: this study's family-wise error is "
+                             f"{ledger['alpha']}, fixed when its first comparisons were registered; rerun with --alpha "
+                             f"{ledger['alpha']}, or use another --data-root for a new study")
+        known = {tuple(c) for batch in ledger["batches"] for c in batch["comparisons"]}
+        added = [c for c in dict.fromkeys(new) if tuple(c) not in known]
+        if not added:
+            return ledger
+        spent = batch_alpha(ledger["alpha"], len(ledger["batches"]) + 1)
+        ledger["batches"].append({"alpha": spent, "alpha_each": spent / len(added),
+                                  "margin": study.margin if study else MARGIN,
+                                  "max_repeats": study.most_repeats if study else None,
+                                  "sweep": study_record(study) if study else None,
+                                  "comparisons": [list(c) for c in added]})
+        path = _ledger_path(results_dir, study_key_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(ledger, indent=1) + "\n")
         return ledger
-    spent = batch_alpha(ledger["alpha"], len(ledger["batches"]) + 1)
-    ledger["batches"].append({"alpha": spent, "alpha_each": spent / len(added),
-                              "margin": study.margin if study else MARGIN,
-                              "max_repeats": study.most_repeats if study else None,
-                              "sweep": study_record(study) if study else None,
-                              "comparisons": [list(c) for c in added]})
-    path = _ledger_path(results_dir, study_key_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, json.dumps(ledger, indent=1) + "\n")
-    return ledger
 
 
 def shares(ledger: dict | None) -> dict[Comparison, dict]:

@@ -249,12 +249,13 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
 
 def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, config: TrainConfig = TrainConfig(),
         device: str = "cpu", on_batch=None, checkpoint=None,
-        checkpoint_seconds: float = CHECKPOINT_SECONDS, on_epoch=None) -> tuple[dict, dict, np.ndarray]:
+        checkpoint_seconds: float | None = None, on_epoch=None) -> tuple[dict, dict, np.ndarray]:
     """Train the batched models; return their weights after training (the best ones, by validation loss, as
     config.restore_best says), their last weights and the epochs each ran. on_batch(models, clips, logits), if
     given, sees every training step of each group of models (models_per_step): the indices of the models, still
     training (group,), the clips of their batch (group, batch) and the logits (batch, group, C). checkpoint: a
-    file where the whole training state is saved at the end of an epoch every checkpoint_seconds, and from which
+    file where the whole training state is saved at the end of an epoch every checkpoint_seconds (default
+    CHECKPOINT_SECONDS), and from which
     the same job resumes exactly (it is ignored if it belongs to another job); it is removed when the training
     ends. on_epoch(epoch, models still training), if given, is called after every epoch: the progress a sweep
     shows.
@@ -366,7 +367,8 @@ def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, conf
             on_epoch(epoch + 1, int(active.sum()))
         if not active.any():
             break
-        if checkpoint is not None and time.monotonic() - saved_at >= checkpoint_seconds:
+        if checkpoint is not None and time.monotonic() - saved_at >= (CHECKPOINT_SECONDS if checkpoint_seconds is None
+                                                                        else checkpoint_seconds):
             _save_state(checkpoint, {
                 "job": job, "epoch": epoch + 1, "params": {k: v.detach() for k, v in params.items()},
                 "adam_m": adam_m, "adam_v": adam_v, "best_params": best_params, "steps_taken": steps_taken, "lr": lr,

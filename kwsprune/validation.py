@@ -28,9 +28,9 @@ def check_clip(audio, rate: int, path, truncation: str | None = None) -> None:
     if len(audio) < MIN_CLIP_SECONDS * rate:
         raise BadClip(f"{path} is {len(audio)} samples ({len(audio) / rate:.3f} s) long, shorter than "
                       f"{MIN_CLIP_SECONDS} s: {fix}")
-    if np.abs(audio).max() <= SILENCE_PEAK:
-        raise BadClip(f"{path} is silent (no sample above {SILENCE_PEAK}): {fix}")
-    if np.abs(audio.mean(axis=1)).max() <= SILENCE_PEAK:
+    if np.ptp(audio, axis=0).max() <= 2 * SILENCE_PEAK:  # a constant offset (DC) carries no sound either
+        raise BadClip(f"{path} is silent (no sample further than {SILENCE_PEAK} from a constant level): {fix}")
+    if np.ptp(audio.mean(axis=1)) <= 2 * SILENCE_PEAK:
         raise BadClip(f"{path} is silent once its channels are mixed to mono (they cancel out): {fix}")
 
 

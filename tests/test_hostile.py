@@ -133,16 +133,16 @@ def test_ctrl_c_and_a_full_disk_end_in_one_line_and_keep_the_old_outputs(fresh_f
     with monkeypatch.context() as patch:
         patch.setattr("kwsprune.mfcc.mfccs", interrupt)
         assert "interrupted" in fail(extract_mfccs.main, ["--data-root", str(root)], capsys, code=130)
-    assert fingerprint(root / "MFCCs") == before and not (root / "MFCCs" / ".staging").exists()
+    assert fingerprint(root / "MFCCs") == before and not list((root / "MFCCs").glob(".staging*"))
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with monkeypatch.context() as patch:
         patch.setattr("os.posix_fallocate", full)
-        line = fail(extract_mfccs.main, ["--data-root", str(root)], capsys)
-        assert "no space left on the disk of" in line and "train_MFCCs.npy" in line
-    assert fingerprint(root / "MFCCs") == before and not (root / "MFCCs" / ".staging").exists()
+        line = fail(extract_mfccs.main, ["--data-root", str(root)], capsys, code=1)  # the README's status of a full disk
+        assert "no space left on the device for" in line and "train_MFCCs.npy" in line
+    assert fingerprint(root / "MFCCs") == before and not list((root / "MFCCs").glob(".staging*"))
 
 
 def test_a_failed_pruning_keeps_the_kept_sets_of_before(fresh_features_root, capsys, monkeypatch):
@@ -202,5 +202,137 @@ def test_a_full_disk_while_appending_rows_leaves_no_half_row(fresh_features_root
     with monkeypatch.context() as patch:
         patch.setattr("os.write", half_then_full)
         with pytest.raises(OSError):
-            append_rows(results, [row, row])
+            append_rows(results, [{**row, "repeat": "2"}, {**row, "repeat": "3"}])
     assert (results / "runs.csv").read_bytes() == before and len(read_runs(results)) == 1
+
+
+SMALL_SWEEP = ["--n", "40", "--k", "4", "--ratios", "0.3", "--methods", "keep_hard", "random", "--repeats", "1", "--max-epochs", "1"]
+
+
+def plot_main():
+    import importlib.util
+
+    from kwsprune.paths import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("plot_results", REPO_ROOT / "Plots" / "plot_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_numeric_flags_refuse_non_finite_and_out_of_range_values(fresh_features_root, capsys):
+    root = ["--data-root", str(fresh_features_root)]
+    for argv, words in ((["--learning-rate", "inf"], "--learning-rate inf"), (["--learning-rate", "nan"], "--learning-rate"),
+                        (["--seed", "-1"], "--seed"), (["--seed", str(2**64)], "--seed"), (["--alpha", "nan"], "--alpha"),
+                        (["--ratios", "inf"], "--ratios"), (["--margin", "-inf"], "--margin")):
+        assert words in fail(run_all_classifications.main, [*root, *SMALL_SWEEP, *argv], capsys)
+    assert "--seed" in fail(pruning.main, [*root, "--seed", "-1"], capsys)
+    assert "--seed" in fail(prepare_dataset.main, [*root, "--seed", str(2**64)], capsys)
+    assert not (fresh_features_root / "results").exists() and not (fresh_features_root / "y_pruned").exists()
+
+
+def test_an_offline_hub_fails_at_once_with_how_to_get_the_model(fresh_features_root, capsys, monkeypatch):
+    import transformers
+
+    asked = []
+
+    def from_pretrained(name, local_files_only=False, **kwargs):
+        asked.append(local_files_only)
+        raise OSError(f"{name} is not in the cache")
+
+    monkeypatch.setattr("kwsprune.embeddings.hub_reachable", lambda: False)
+    monkeypatch.setattr(transformers.AutoFeatureExtractor, "from_pretrained", from_pretrained)
+    line = fail(extract_embeddings.main, ["--data-root", str(fresh_features_root), "--model", "no-such-model"], capsys)
+    assert asked == [True]  # the cache alone: no minute of retries against an unreachable hub
+    assert "'no-such-model'" in line and "cannot be reached" in line and "save_pretrained" in line
+
+
+def test_a_read_only_data_root_is_refused_before_any_work(fresh_features_root, capsys, monkeypatch):
+    root = fresh_features_root
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.3", "--methods", "keep_hard"])
+    run_all_classifications.main(["--data-root", str(root), *SMALL_SWEEP])
+    before = (root / "results" / "runs.csv").read_bytes()
+    real = type(root).write_bytes
+
+    def read_only(path, data):
+        if path.name.startswith(".write-probe"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(type(root), "write_bytes", read_only)
+    trained = []
+    monkeypatch.setattr("kwsprune.classify.train_job", lambda *args, **kwargs: trained.append(1))
+    for main, argv in ((run_all_classifications.main, [*SMALL_SWEEP, "--repeats", "2"]),
+                       (pruning.main, ["--k", "4", "--ratios", "0.5"]), (extract_mfccs.main, []),
+                       (prepare_dataset.main, ["--source", "synth", "--n-speakers", "3"]), (plot_main(), [])):
+        line = fail(main, ["--data-root", str(root), *argv], capsys)
+        assert "cannot be written (Read-only file system)" in line and "--data-root" in line
+    assert not trained and (root / "results" / "runs.csv").read_bytes() == before
+
+
+def test_a_full_disk_is_found_before_a_sweep_trains(fresh_features_root, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))
+    line = fail(run_all_classifications.main, ["--data-root", str(fresh_features_root), *SMALL_SWEEP], capsys, code=1)
+    assert "no space left on the device" in line and "MB needed" in line
+    assert not (fresh_features_root / "results" / "runs.csv").exists()
+
+
+def test_history_csvs_come_back_after_a_full_disk_stopped_them(fresh_features_root, capsys, monkeypatch):
+    from kwsprune.results import read_runs
+
+    argv = ["--data-root", str(fresh_features_root), *SMALL_SWEEP]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr("kwsprune.results.write_history", full)
+        fail(run_all_classifications.main, argv, capsys, code=1)
+    rows = read_runs(fresh_features_root / "results")
+    assert len(rows) == 2 and not list((fresh_features_root / "results").glob("history/*/history_*.csv"))
+    run_all_classifications.main(argv)  # space freed: nothing to train, the CSVs are written from runs.csv
+    histories = list((fresh_features_root / "results").glob("history/*/history_*.csv"))
+    assert sorted(len(path.read_text().splitlines()) for path in histories) == [1, 1]
+
+
+def test_a_row_whose_accuracy_is_not_a_number_is_not_counted_as_done(fresh_features_root, caplog):
+    from kwsprune.results import read_runs
+
+    argv = ["--data-root", str(fresh_features_root), *SMALL_SWEEP]
+    run_all_classifications.main(argv)
+    path = fresh_features_root / "results" / "runs.csv"
+    rows = read_runs(path.parent)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(f",{rows[0]['test_acc']},", ",nan,")
+    path.write_text("".join(lines))
+    run_all_classifications.main(argv)
+    assert "not an accuracy in [0, 1]" in caplog.text
+    again = read_runs(path.parent)
+    assert len(again) == 2 and {row["test_acc"] for row in again} == {row["test_acc"] for row in rows}
+
+
+def test_a_fix_command_in_a_copied_data_root_names_the_copy(fresh_features_root, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(fresh_features_root, copy)
+    (copy / "MFCCs" / "train_MFCCs.npy").write_bytes(b"changed")
+    line = fail(pruning.main, ["--data-root", str(copy), "--k", "4", "--ratios", "0.3", "--methods", "el2n"], capsys)
+    assert f"--data-root {copy} " in line and str(fresh_features_root) not in line
+
+
+def test_the_chance_hint_never_advises_what_is_in_use(caplog):
+    from kwsprune.classify import report_chance
+
+    row = {"method": "random", "ratio": "1.0", "k": "", "n": "1", "n_used": "1", "batch_used": "16",
+           "batch_size": "auto", "epochs": "20", "max_epochs": "170", "n_test": "400", "chance": "0.1",
+           "n_classes": "10", "test_acc": "0.1"}
+    report_chance([{**row, "repeat": str(r)} for r in range(3)])
+    assert "raise --n" in caplog.text and "try --batch-size auto" not in caplog.text
+    caplog.clear()
+    report_chance([{**row, "batch_size": "512", "batch_used": "512", "n": "600", "n_used": "600", "repeat": "0"}])
+    assert "try --batch-size auto" in caplog.text

@@ -106,12 +106,14 @@ def test_folder_source_splits_by_speaker_hash(speech_commands_dir, tmp_path):
 
 
 def write_tone_folder(root, rate, n_speakers=40):
-    """A folder source of 3 classes of tones, one clip per speaker and class, at `rate` Hz."""
+    """A folder source of 3 classes of tones, one clip per speaker and class (each speaker's at its own phase, so no
+    two files are copies), at `rate` Hz."""
     t = np.arange(int(0.5 * rate)) / rate
     for k, label in enumerate(("low", "mid", "high")):
         (root / label).mkdir(parents=True)
         for s in range(n_speakers):
-            soundfile.write(root / label / f"spk{s}_nohash_0.wav", 0.3 * np.sin(2 * np.pi * 300 * (k + 1) * t), rate)
+            tone = 0.3 * np.sin(2 * np.pi * 300 * (k + 1) * t + 0.1 * s)
+            soundfile.write(root / label / f"spk{s}_nohash_0.wav", tone, rate)
 
 
 def test_folder_source_resamples_to_16k(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+import subprocess
 from dataclasses import replace
 
 import numpy as np
@@ -104,6 +105,47 @@ def test_a_driver_killed_between_jobs_resumes_with_the_runs_it_lacks(two_roots, 
     assert len(stored(distributed)) == appended[0] < 8
     sweep(distributed, replace(SWEEP, backend="dask", workers=2))
     assert numbers(stored(distributed)) == numbers(stored(local))
+
+
+def test_a_tls_scheduler_takes_the_certificates_of_the_dask_configuration(two_roots, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    import dask
+    from distributed.security import Security
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl makes this test's certificates")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=dask"], check=True, capture_output=True)
+    local, encrypted = two_roots
+    sweep(local, SWEEP)
+    # this cluster's scheduler lives in the test's process: the code upload would replace the kwsprune under test
+    monkeypatch.setattr("kwsprune.dask_backend._upload_code", lambda client: None)
+    security = Security(tls_ca_file=cert, tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert,
+                        tls_worker_key=key, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, protocol="tls", security=security, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        with pytest.raises(InputError, match="TLS needs distributed.comm.tls.ca-file"):
+            sweep(encrypted, replace(SWEEP, backend="dask", scheduler=address))  # no certificates configured
+        assert not (encrypted / "results" / "runs.csv").exists()
+        with dask.config.set({"distributed.comm.tls.ca-file": cert, "distributed.comm.tls.client.cert": cert,
+                              "distributed.comm.tls.client.key": key}):
+            sweep(encrypted, replace(SWEEP, backend="dask", scheduler=address))
+    assert numbers(stored(encrypted)) == numbers(stored(local))
+
+
+@pytest.mark.parametrize("scheduler, backend, refusal", [
+    ("not-a-url", "dask", "is not a scheduler's address"),
+    ("tcp://host:99999", "dask", "is not a scheduler's address"),
+    ("tcp://127.0.0.1:8786", "local", "is for --backend dask"),
+])
+def test_a_scheduler_flag_that_cannot_be_meant_is_refused_before_any_work(fresh_features_root, scheduler, backend,
+                                                                        refusal):
+    with pytest.raises(InputError, match=refusal):
+        sweep(fresh_features_root, replace(SWEEP, backend=backend, scheduler=scheduler))
+    assert not (fresh_features_root / "y_pruned").exists()
 
 
 def fsdd_dataset(fsdd_dir, per_speaker=(3, 1, 1)):

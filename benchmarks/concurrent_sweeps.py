@@ -1,0 +1,93 @@
+"""Several sweeps on one data root at once: is every run trained and stored once, and are the rows one sweep's?
+
+  python benchmarks/concurrent_sweeps.py --data-root DIR [--repeats 3] [--max-epochs 30]
+
+On temporary copies of DIR (after steps 0-2), the sweeps below (two of the same study, one overlapping it, one
+disjoint, and with Dask installed two more of the study on --backend dask, each its own local cluster) start
+0.3 s apart on one copy; on the other they run one after another. In float64, so that a run's numbers do not
+depend on which runs shared its job. It prints, per sweep, its exit status and what it trained, then the
+counts: identities asked for, rows stored, identities stored more than once, identities missing, rows that
+differ from the one-after-another copy, history CSV lines against rows; and both wall times with their ratio.
+"""
+
+import argparse
+import csv
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kill_resume import copy_root, rows, sweep_command  # noqa: E402
+
+from kwsprune.results import IDENTITY_FIELDS  # noqa: E402
+
+COMMON = ["--ratios", "0.3", "--k", "10", "--dtype", "float64"]
+
+
+def sweeps(repeats: int, dask: bool) -> dict[str, list[str]]:
+    study = ["--n", "200", "400", "--methods", "keep_hard", "ssp_hard", "random", "--repeats", str(repeats)]
+    chosen = {"same study": study, "same study again": study,
+              "overlapping": ["--n", "400", "--methods", "keep_hard", "random", "--repeats", str(repeats + 2)],
+              "disjoint": ["--n", "200", "--methods", "keep_easy", "--repeats", str(repeats)]}
+    if dask:
+        chosen["same study, dask"] = [*study, "--backend", "dask", "--workers", "1"]
+        chosen["same study, dask again"] = [*study, "--backend", "dask", "--workers", "1"]
+    return chosen
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True, type=Path, help="a data root after steps 0-2")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=30)
+    args = parser.parse_args(argv)
+    try:
+        import distributed  # noqa: F401
+        dask = True
+    except ImportError:
+        dask = False
+    chosen = sweeps(args.repeats, dask)
+    extra = [*COMMON, "--max-epochs", str(args.max_epochs)]
+    with tempfile.TemporaryDirectory() as scratch:
+        shared, alone = copy_root(args.data_root, Path(scratch) / "shared"), copy_root(args.data_root, Path(scratch) / "alone")
+        began = time.perf_counter()
+        for study in chosen.values():
+            subprocess.run([*sweep_command(alone, [*study, *extra])], check=True, capture_output=True)
+        one_after_another = time.perf_counter() - began
+
+        began, processes = time.perf_counter(), {}
+        for name, study in chosen.items():
+            processes[name] = subprocess.Popen(sweep_command(shared, [*study, *extra]), stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True)
+            time.sleep(0.3)
+        outputs = {name: process.communicate()[0] for name, process in processes.items()}
+        together = time.perf_counter() - began
+
+        print(f"{'sweep':26s} {'exit':>4s}  runs to train when it started")
+        for name, process in processes.items():
+            asked = re.search(r"(\d+) runs to train", outputs[name])
+            print(f"{name:26s} {process.returncode:4d}  {asked.group(1) if asked else '?'}")
+        with open(shared / "results" / "runs.csv") as f:
+            stored = list(csv.DictReader(f))
+        key_of = lambda row: tuple(row[k] for k in IDENTITY_FIELDS)  # noqa: E731
+        reference, found = rows(alone), rows(shared)
+        numbers = lambda row: (row["test_loss"], row["test_acc"], row["epochs"])  # noqa: E731
+        differ = sum(1 for key in reference if key in found and numbers(found[key]) != numbers(reference[key]))
+        history = sum(len(path.read_text().splitlines()) for path in (shared / "results" / "history").glob("*/history_*.csv"))
+        print()
+        print(f"{'identities asked for':40s} {len(reference)}")
+        print(f"{'rows stored':40s} {len(stored)}")
+        print(f"{'identities stored more than once':40s} {sum(1 for n in Counter(map(key_of, stored)).values() if n > 1)}")
+        print(f"{'identities missing':40s} {len(set(reference) - set(found))}")
+        print(f"{'rows unlike the one-after-another copy':40s} {differ}")
+        print(f"{'history CSV lines (should equal rows)':40s} {history}")
+        print(f"{'wall time together / one after another':40s} {together:.0f} s / {one_after_another:.0f} s = "
+              f"{together / one_after_another:.2f}")
+
+
+if __name__ == "__main__":
+    main()

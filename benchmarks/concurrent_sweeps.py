@@ -59,13 +59,17 @@ def main(argv=None):
             subprocess.run([*sweep_command(alone, [*study, *extra])], check=True, capture_output=True)
         one_after_another = time.perf_counter() - began
 
-        began, processes = time.perf_counter(), {}
-        for name, study in chosen.items():
-            processes[name] = subprocess.Popen(sweep_command(shared, [*study, *extra]), stdout=subprocess.PIPE,
-                                               stderr=subprocess.STDOUT, text=True)
+        began, processes, logs = time.perf_counter(), {}, {}
+        for i, (name, study) in enumerate(chosen.items()):
+            logs[name] = Path(scratch) / f"sweep{i}.log"  # a file, not a pipe: a full pipe would stop its sweep
+            with open(logs[name], "w") as log:
+                processes[name] = subprocess.Popen(sweep_command(shared, [*study, *extra]), stdout=log,
+                                                   stderr=subprocess.STDOUT)
             time.sleep(0.3)
-        outputs = {name: process.communicate()[0] for name, process in processes.items()}
+        for process in processes.values():
+            process.wait()
         together = time.perf_counter() - began
+        outputs = {name: path.read_text() for name, path in logs.items()}
 
         print(f"{'sweep':26s} {'exit':>4s}  runs to train when it started")
         for name, process in processes.items():

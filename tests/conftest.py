@@ -69,3 +69,12 @@ def fresh_features_root(features_root, tmp_path):
 
     shutil.copytree(features_root, tmp_path / "root")
     return tmp_path / "root"
+
+
+@pytest.fixture
+def two_roots(fresh_features_root, tmp_path):
+    """Two private copies of the demo data after steps 0-2: one for the way under test, one for the reference."""
+    import shutil
+
+    shutil.copytree(fresh_features_root, tmp_path / "other")
+    return fresh_features_root, tmp_path / "other"

@@ -41,22 +41,25 @@ def numbers(root) -> dict:
                 for row in csv.DictReader(f)}
 
 
+def spawn(script: str, root, args) -> subprocess.Popen:
+    """A step in its own process, its output in a file beside the data root (a pipe nobody reads could fill and
+    stop it); process.log is that file."""
+    log = root.parent / f"{script}_{time.monotonic_ns()}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, str(REPO_ROOT / script), "--data-root", str(root), *args],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    process.log = log
+    return process
+
+
 def start(root, args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "run_all_classifications.py"), "--data-root", str(root),
-                             *args, *COMMON], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return spawn("run_all_classifications.py", root, [*args, *COMMON])
 
 
 def one_after_another(root, sweeps) -> dict:
     for args in sweeps:
         run_all_classifications.main(["--data-root", str(root), *args, *COMMON])
     return numbers(root)
-
-
-@pytest.fixture
-def two_roots(fresh_features_root, tmp_path):
-    alone = tmp_path / "alone"
-    shutil.copytree(fresh_features_root, alone)
-    return fresh_features_root, alone
 
 
 def test_sweeps_started_together_train_each_run_once_and_agree_with_one_sweep(two_roots):
@@ -71,9 +74,8 @@ def test_sweeps_started_together_train_each_run_once_and_agree_with_one_sweep(tw
     for name, args in sweeps.items():
         processes[name] = start(shared, args)
         time.sleep(0.3)
-    outputs = {name: process.communicate(timeout=600)[0] for name, process in processes.items()}
     for name, process in processes.items():
-        assert process.returncode == 0, f"{name}: {outputs[name][-2000:]}"
+        assert process.wait(timeout=600) == 0, f"{name}: {process.log.read_text()[-2000:]}"
 
     stored = identities(shared)
     assert [key for key, count in Counter(stored).items() if count > 1] == []
@@ -86,12 +88,10 @@ def test_sweeps_started_together_train_each_run_once_and_agree_with_one_sweep(tw
 
 def test_two_pruning_steps_at_once_keep_both_methods(fresh_features_root):
     root = fresh_features_root
-    processes = [subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / "pruning.py"), "--data-root", str(root), "--k", "4", "--ratios", "0.3",
-         "--methods", method], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for method in ("keep_easy", "ssp_hard")]
-    outputs = [process.communicate(timeout=300)[0] for process in processes]
-    assert [process.returncode for process in processes] == [0, 0], outputs
+    processes = [spawn("pruning.py", root, ["--k", "4", "--ratios", "0.3", "--methods", method])
+                 for method in ("keep_easy", "ssp_hard")]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.log.read_text()[-2000:]
     manifest = json.loads((root / "y_pruned" / "k4_ninit10_seed0" / "manifest.json").read_text())
     assert {kept_file("keep_easy", 4, 0.3), kept_file("ssp_hard", 4, 0.3)} <= set(manifest["files"])
 

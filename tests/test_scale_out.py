@@ -30,13 +30,6 @@ def numbers(rows: dict) -> dict:
     return {key: (row["test_loss"], row["test_acc"], row["epochs"]) for key, row in rows.items()}
 
 
-@pytest.fixture
-def two_roots(fresh_features_root, tmp_path):
-    other = tmp_path / "other"
-    shutil.copytree(fresh_features_root, other)
-    return fresh_features_root, other
-
-
 def test_dask_workers_give_the_rows_of_a_local_sweep(two_roots):
     pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
     local, distributed = two_roots

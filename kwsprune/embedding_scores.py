@@ -120,6 +120,18 @@ def prototype_distances(features, labels) -> np.ndarray:
     return distances
 
 
+def median_distances(features, labels) -> np.ndarray:
+    """Euclidean distance of every embedding to the median embedding (per dimension) of its own class, as the
+    moderate coreset measures it."""
+    labels = np.asarray(labels)
+    distances = np.empty(len(labels))
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rows = np.asarray(features[members], dtype=np.float64)
+        distances[members] = np.linalg.norm(rows - np.median(rows, axis=0), axis=1)
+    return distances
+
+
 def _squared_distances(rows, rows_sq, centres, centres_sq) -> np.ndarray:
     """(len(rows), len(centres)) squared Euclidean distances, as |a|^2 - 2 a.b + |b|^2 (one GEMM)."""
     return rows_sq[:, None] - 2 * (rows @ centres.T) + centres_sq[None, :]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kwsprune import embedding_scores as emb
+from kwsprune import greedy_orders as greedy
 from kwsprune.selection import coverage_centric, keep_by_score, n_removed
 from kwsprune.validation import InputError
 
@@ -162,9 +163,83 @@ def ccs(inputs, ratio, rng, balanced=False):
     return scores, np.sort(np.concatenate(kept))
 
 
+def _by_order(inputs, balanced, key: str, order_of):
+    """Scores from a greedy order (kwsprune.greedy_orders) run over every clip, or within each class when balanced:
+    minus the pick's position, so each ratio keeps the first picks. Computed once a pruning run."""
+    def ranks():
+        scores = np.empty(len(inputs.labels))
+        for members in _groups(inputs, balanced):
+            order = order_of(members)
+            scores[members[order]] = -np.arange(len(members), dtype=np.float64)
+        return scores
+
+    return inputs.once(key + BALANCED * balanced, ranks)
+
+
+def herding(inputs, ratio, rng, balanced=False):
+    """Herding (Welling 2009, as DeepCore selects): pick after pick, the clip that brings the mean embedding of
+    the picks closest to the mean of all clips; keep the first picks (per class when balanced)."""
+    scores = _by_order(inputs, balanced, "herding", lambda members: greedy.herding_order(_rows(inputs, members)))
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
+def _submodular(inputs, balanced, name: str, order_of):
+    """A submodular function's greedy order on cosine similarities. Above greedy.DENSE_MAX clips a group is split
+    by its SSP k-means clusters, each chosen apart and the picks merged by falling gain (the greedy order of the
+    function summed over the clusters)."""
+    def order(members):
+        if len(members) <= greedy.DENSE_MAX:
+            return order_of(greedy.similarity(_rows(inputs, members)))[0]
+        clusters = inputs.ssp()[0][members]
+        parts = [np.flatnonzero(clusters == c) for c in np.unique(clusters)]
+        results = [order_of(greedy.similarity(inputs.features[members[part]])) for part in parts]
+        return greedy.merged_order(parts, [r[0] for r in results], [r[1] for r in results])
+
+    return _by_order(inputs, balanced, name, order)
+
+
+def facility_location(inputs, ratio, rng, balanced=False):
+    """Facility location (Cornuejols et al. 1977; DeepCore's submodular selection): the clips that best cover every
+    clip, f(S) = sum_i max_{j in S} (1 + cos(i, j)) / 2, by lazy greedy; keep the first picks (per class when
+    balanced)."""
+    return _by_score(inputs, _submodular(inputs, balanced, "facility_location", greedy.facility_location_order),
+                     ratio, True, balanced)
+
+
+def graph_cut(inputs, ratio, rng, balanced=False):
+    """Graph cut (DeepCore's submodular selection, lambda 1): clips similar to all clips but not to each other,
+    f(S) = sum_{i in V, j in S} s_ij - sum_{i, j in S} s_ij with s = (1 + cos) / 2, by lazy greedy; keep the first
+    picks (per class when balanced)."""
+    return _by_score(inputs, _submodular(inputs, balanced, "graph_cut", greedy.graph_cut_order), ratio, True, balanced)
+
+
+def moderate(inputs, ratio, rng, balanced=False):
+    """Moderate coreset (Xia et al. ICLR 2023): the euclidean distance of each embedding to its class's median
+    embedding; keep the clips whose distance is nearest the median distance, a band from the middle outwards
+    (over the whole set, or per class when balanced). Score: minus the distance's rank from the middle."""
+    distances = inputs.once("moderate", lambda: emb.median_distances(inputs.features, inputs.labels))
+    scores = np.empty(len(distances))
+    for members in _groups(inputs, balanced):
+        rank = np.empty(len(members))
+        rank[np.argsort(distances[members], kind="stable")] = np.arange(len(members))
+        scores[members] = -np.abs(rank - (len(members) - 1) / 2)
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
+def d2(inputs, ratio, rng, balanced=False):
+    """D2 pruning (Maharana et al. ICLR 2024) with EL2N as the difficulty: forward message passing of difficulty
+    over the 10-nearest-neighbour graph of the embeddings, then reverse message passing picks clips one at a time
+    (kwsprune.greedy_orders.d2_order); keep the first picks (per class when balanced)."""
+    difficulty = inputs.model_score("el2n")
+    scores = _by_order(inputs, balanced, "d2",
+                       lambda members: greedy.d2_order(difficulty[members], _rows(inputs, members)))
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
 METHODS = {"keep_hard": keep_hard, "keep_easy": keep_easy, "random": random_subset, "ssp_hard": ssp_hard,
            "ssp_easy": ssp_easy, "supervised_prototypes": supervised_prototypes, "semdedup": semdedup,
-           "kcenter": kcenter, "el2n": el2n, "forgetting": forgetting, "ccs": ccs}
+           "kcenter": kcenter, "el2n": el2n, "forgetting": forgetting, "ccs": ccs, "herding": herding,
+           "facility_location": facility_location, "graph_cut": graph_cut, "moderate": moderate, "d2": d2}
 MODEL_SCORES = ("el2n", "forgetting")  # scores that train the Tiny CNN; ccs uses el2n
 
 

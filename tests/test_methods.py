@@ -76,7 +76,8 @@ def test_kcenter_rounds_of_many_picks_give_the_one_at_a_time_order():
 
 
 @pytest.mark.parametrize("method", ["ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "el2n",
-                                    "forgetting", "ccs", "keep_hard"])
+                                    "forgetting", "ccs", "keep_hard", "herding", "facility_location", "graph_cut",
+                                    "moderate", "d2"])
 def test_exact_counts_class_balance_and_determinism(method):
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], [30, 20, 10])
@@ -90,6 +91,9 @@ def test_exact_counts_class_balance_and_determinism(method):
     plain = kept(method)
     if method != "keep_hard":  # keep_hard removes floor(0.3 x size) per cluster; the others over the whole set
         assert len(plain) == 60 - 18
+        for ratio in (0.1, 0.5, 0.9):  # exact at every ratio
+            inputs = Inputs(features, labels, k=3, cache=dict(model_scores))
+            assert len(run_method(method, inputs, ratio, np.random.default_rng(0))[1]) == 60 - int(ratio * 60 + 1e-9)
     balanced = kept(method + "_balanced")
     assert np.bincount(labels[balanced]).tolist() == [21, 14, 7]  # 30 - 9, 20 - 6, 10 - 3
     assert kept(method) == plain  # same seed, same clips
@@ -97,7 +101,8 @@ def test_exact_counts_class_balance_and_determinism(method):
 
 def test_every_registered_method_is_covered():
     assert set(METHODS) == {"keep_hard", "keep_easy", "random", "ssp_hard", "ssp_easy", "supervised_prototypes",
-                            "semdedup", "kcenter", "el2n", "forgetting", "ccs"}
+                            "semdedup", "kcenter", "el2n", "forgetting", "ccs", "herding", "facility_location",
+                            "graph_cut", "moderate", "d2"}
 
 
 def test_ccs_drops_the_hardest_then_covers_the_score_range_evenly():
@@ -132,3 +137,93 @@ def test_el2n_and_forgetting_rank_mislabelled_clips_hardest():
     forgotten = forgetting_scores(x, y, x_valid, y_valid, 4, seed=0, config=config)
     assert forgotten[:5].min() >= np.sort(forgotten)[-5]  # the five mislabelled clips lead (never learned)
     np.testing.assert_array_equal(forgotten, forgetting_scores(x, y, x_valid, y_valid, 4, seed=0, config=config))
+
+
+def test_herding_keeps_a_mean_closer_to_the_data_mean_than_random():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((400, 6)) * [5, 3, 2, 1, 1, 1] + 10
+    for ratio in (0.5, 0.9):
+        herded = kept("herding", features, np.zeros(400, int), ratio)
+        gap = np.linalg.norm(features[herded].mean(axis=0) - features.mean(axis=0))
+        random_gaps = [np.linalg.norm(features[rng.choice(400, len(herded), replace=False)].mean(axis=0)
+                                      - features.mean(axis=0)) for _ in range(200)]
+        assert gap < np.min(random_gaps)
+
+
+def test_herding_picks_the_clip_that_brings_the_mean_closest():
+    # on a line at 0, 1, 2, 6 (mean 2.25): 2 first (0.25 away); then the pair mean nearest 2.25 is (2 + 1) / 2 = 1.5
+    # (0.75 away; with 0: 1, with 6: 4); then (2 + 1 + 6) / 3 = 3 (0.75 away) beats (2 + 1 + 0) / 3 = 1; 0 last
+    from kwsprune.greedy_orders import herding_order
+
+    assert herding_order(np.array([[0.0], [1.0], [2.0], [6.0]])).tolist() == [2, 1, 3, 0]
+
+
+def facility_value(sim, chosen) -> float:
+    return sim[:, list(chosen)].max(axis=1).sum() if len(chosen) else 0.0
+
+
+def test_facility_location_is_within_1_minus_1_over_e_of_the_best_subset():
+    from itertools import combinations
+
+    from kwsprune.greedy_orders import facility_location_order, similarity
+
+    rng = np.random.default_rng(1)
+    for trial in range(5):
+        sim = similarity(rng.standard_normal((10, 3)))
+        order, gains = facility_location_order(sim)
+        for m in (2, 3, 4):
+            best = max(facility_value(sim, subset) for subset in combinations(range(10), m))
+            assert facility_value(sim, order[:m]) >= (1 - 1 / np.e) * best
+        np.testing.assert_allclose(np.cumsum(gains)[:4], [facility_value(sim, order[:m]) for m in range(1, 5)], rtol=1e-6)
+        assert np.all(np.diff(gains) <= 1e-9)  # submodular: the greedy gains only fall
+
+
+def test_graph_cut_gains_are_the_objectives_increments():
+    from kwsprune.greedy_orders import graph_cut_order, similarity
+
+    sim = similarity(np.random.default_rng(2).standard_normal((12, 4))).astype(np.float64)
+
+    def value(chosen):
+        chosen = list(chosen)
+        return sim[:, chosen].sum() - sim[np.ix_(chosen, chosen)].sum()
+
+    order, gains = graph_cut_order(sim)
+    np.testing.assert_allclose(np.cumsum(gains), [value(order[:m]) for m in range(1, 13)], rtol=1e-5, atol=1e-5)
+    # each pick is the best single addition to the picks before it
+    for m in range(6):
+        best = max(value([*order[:m], j]) for j in set(range(12)) - set(order[:m].tolist()))
+        assert value(order[:m + 1]) >= best - 1e-5
+
+
+def test_submodular_orders_merge_across_clusters_as_one_greedy_over_their_union():
+    from kwsprune.greedy_orders import facility_location_order, merged_order, similarity
+
+    rng = np.random.default_rng(3)
+    features = np.concatenate([rng.standard_normal((8, 3)) + 20, rng.standard_normal((8, 3)) - 20])
+    block = np.zeros((16, 16), np.float32)  # similarity only within each half: the function sums over the halves
+    parts = [np.arange(8), np.arange(8, 16)]
+    for part in parts:
+        block[np.ix_(part, part)] = similarity(features[part])
+    whole, _ = facility_location_order(block)
+    results = [facility_location_order(similarity(features[part])) for part in parts]
+    merged = merged_order(parts, [r[0] for r in results], [r[1] for r in results])
+    assert merged.tolist() == whole.tolist()
+
+
+def test_moderate_keeps_the_band_around_the_median_distance():
+    # one class on a line at 0..8: median 4, distances 4 3 2 1 0 1 2 3 4, ranked (ties by index) 7 5 3 1 0 2 4 6 8;
+    # the middle rank, 4, is clip 6 (distance 2), then ranks 3 and 5: clips 2 and 1 (distances 2 and 3)
+    features = np.arange(9.0)[:, None]
+    assert kept("moderate", features, np.zeros(9, int), 6 / 9) == [1, 2, 6]
+
+
+def test_d2_spreads_its_picks_over_the_graph():
+    from kwsprune.greedy_orders import d2_order
+
+    # two tight groups of hard clips and one easy clip far away: forward passing makes the groups' members the
+    # highest; after the first pick, reverse passing lowers its group, so the second pick is in the other group
+    rng = np.random.default_rng(4)
+    features = np.concatenate([rng.normal([1, 0, 0], 0.01, (5, 3)), rng.normal([0, 1, 0], 0.01, (5, 3)), [[0, 0, 1]]])
+    difficulty = np.array([1.0] * 10 + [0.5])
+    order = d2_order(difficulty, features, n_neighbors=4)
+    assert {order[0] // 5, order[1] // 5} == {0, 1}

@@ -14,6 +14,7 @@ import numpy as np
 
 from kwsprune import embedding_scores as emb
 from kwsprune import greedy_orders as greedy
+from kwsprune import model_methods as mm
 from kwsprune.selection import coverage_centric, keep_by_score, n_removed
 from kwsprune.validation import InputError
 
@@ -31,7 +32,7 @@ class Inputs:
     seed: int = 0
     pca: int | None = None
     n_init: int = 10  # k-means starts (the original's scikit-learn ran 10)
-    model_scores: dict = field(default_factory=dict)  # "el2n" / "forgetting" -> () -> (n,) scores
+    model_scores: dict = field(default_factory=dict)  # MODEL_SCORES name -> () -> (n,) scores, or the record's dict
     cache: dict = field(default_factory=dict)
 
     def once(self, name: str, compute):
@@ -46,6 +47,16 @@ class Inputs:
     def ssp(self):
         """(cluster id, cosine distance to the nearest centroid) on L2-normalised embeddings."""
         return self.once("ssp", lambda: emb.ssp_distances(self.features, self.k, self.seed, self.n_init))
+
+    def record(self) -> dict:
+        """The Tiny CNN's training record (kwsprune.model_scores.training_record)."""
+        return self.model_score("record")
+
+    def probabilities(self) -> np.ndarray:
+        """The trained Tiny CNN's softmax on every training clip, (n, classes)."""
+        record = self.record()
+        return self.once("record_probabilities", lambda: mm.probabilities(
+            record["train_last_inputs"], record["last_weight"], record["last_bias"]))
 
     def model_score(self, name: str) -> np.ndarray:
         if name not in self.cache and name not in self.model_scores:
@@ -236,11 +247,124 @@ def d2(inputs, ratio, rng, balanced=False):
     return _by_score(inputs, scores, ratio, True, balanced)
 
 
+def least_confidence(inputs, ratio, rng, balanced=False):
+    """Least confidence (DeepCore's uncertainty): 1 - the trained Tiny CNN's largest softmax probability; keep
+    the most uncertain clips."""
+    return _by_score(inputs, mm.least_confidence(inputs.probabilities()), ratio, True, balanced)
+
+
+def margin(inputs, ratio, rng, balanced=False):
+    """Margin (DeepCore's uncertainty): the gap between the trained Tiny CNN's two largest softmax probabilities;
+    keep the clips with the smallest gaps. Score: minus the gap."""
+    return _by_score(inputs, mm.margin(inputs.probabilities()), ratio, True, balanced)
+
+
+def entropy(inputs, ratio, rng, balanced=False):
+    """Entropy (DeepCore's uncertainty) of the trained Tiny CNN's softmax; keep the most uncertain clips."""
+    return _by_score(inputs, mm.entropy(inputs.probabilities()), ratio, True, balanced)
+
+
+def dyn_unc(inputs, ratio, rng, balanced=False):
+    """Dynamic uncertainty (He et al. CVPR 2024): the spread of each clip's predicted probability of its label
+    within windows of 10 epochs of the Tiny CNN's training, averaged over the windows; keep the highest."""
+    return _by_score(inputs, mm.dynamic_uncertainty(inputs.record()["true_probability"]), ratio, True, balanced)
+
+
+def tdds(inputs, ratio, rng, balanced=False):
+    """TDDS (Zhang et al. CVPR 2024): the variance, within windows of 10 epochs, of how far each clip's softmax
+    moves an epoch, the windows averaged with weights 0.9^(windows after), later training weighing more; keep the
+    highest (kwsprune.model_methods.temporal_dual_depth)."""
+    return _by_score(inputs, mm.temporal_dual_depth(inputs.record()["change"]), ratio, True, balanced)
+
+
+def grand(inputs, ratio, rng, balanced=False):
+    """GraNd (Paul et al. 2021): the norm of each clip's loss gradient after 10 epochs, mean of 5 initialisations
+    (EL2N's training); the output layer's, in closed form. Keep the highest (hardest)."""
+    return _by_score(inputs, inputs.model_score("grand"), ratio, True, balanced)
+
+
+def deepfool(inputs, ratio, rng, balanced=False):
+    """DeepFool (Ducoffe & Precioso 2018): the smallest perturbation of the output layer's input that changes the
+    trained Tiny CNN's prediction, in closed form for that linear layer; keep the clips nearest the decision
+    boundary. Score: the distance (kept low)."""
+    record = inputs.record()
+    distance = mm.deepfool_distance(record["train_last_inputs"], inputs.labels, record["last_weight"], record["last_bias"])
+    return _by_score(inputs, distance, ratio, False, balanced)
+
+
+def cal(inputs, ratio, rng, balanced=False):
+    """CAL, contrastive active learning (Margatina et al. 2021): the mean KL divergence between the trained Tiny
+    CNN's predictions on a clip's 10 nearest neighbours in the embedding space and on the clip; keep the highest
+    (similar clips, different predictions)."""
+    scores = inputs.once("cal", lambda: mm.contrastive(inputs.probabilities(), emb.l2_normalise(inputs.features)))
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
+def contextual_diversity(inputs, ratio, rng, balanced=False):
+    """Contextual diversity (Agarwal et al. 2020, as DeepCore runs it): k-center greedy on the trained Tiny CNN's
+    softmax outputs with the symmetric KL divergence as distance; keep the first picks (per class when balanced)."""
+    p = inputs.probabilities()
+    scores = _by_order(inputs, balanced, "contextual_diversity", lambda members: mm.kl_center_order(p[members], inputs.seed))
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
+def _per_class_gradients(inputs, members):
+    """(the class parts of `members`, each part's output-layer gradient Gram matrix)."""
+    record = inputs.record()
+    error, extended = mm.gradient_factors(inputs.probabilities()[members], record["train_last_inputs"][members],
+                                          inputs.labels[members])
+    labels = inputs.labels[members]
+    parts = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    return parts, [mm.gradient_gram(error[part], extended[part]) for part in parts]
+
+
+def craig(inputs, ratio, rng, balanced=False):
+    """CRAIG (Mirzasoleiman et al. 2020): per class, facility location on the similarity of the clips' output-layer
+    gradients (the largest distance minus theirs), by lazy greedy; the classes' picks merged by falling gain. Keep
+    the first picks."""
+    def order(members):
+        parts, grams = _per_class_gradients(inputs, members)
+        results = [greedy.facility_location_order(mm.craig_similarity(gram)) for gram in grams]
+        return greedy.merged_order(parts, [r[0] for r in results], [r[1] for r in results])
+
+    return _by_score(inputs, _by_order(inputs, balanced, "craig", order), ratio, True, balanced)
+
+
+def gradmatch(inputs, ratio, rng, balanced=False):
+    """GradMatch (Killamsetty et al. 2021): per class, orthogonal matching pursuit of the class's summed output-layer
+    gradient (kwsprune.model_methods.gradmatch_order); the classes' orders interleaved in proportion to their
+    sizes. Keep the first picks."""
+    def order(members):
+        parts, grams = _per_class_gradients(inputs, members)
+        orders = [mm.gradmatch_order(gram, inputs.seed) for gram in grams]
+        shares = [-(np.arange(len(o)) + 1.0) / len(o) for o in orders]  # every prefix about class-proportional
+        return greedy.merged_order(parts, orders, shares)
+
+    return _by_score(inputs, _by_order(inputs, balanced, "gradmatch", order), ratio, True, balanced)
+
+
+def glister(inputs, ratio, rng, balanced=False):
+    """GLISTER (Killamsetty et al. 2021): greedy by the validation loss's Taylor-approximated fall, the output layer
+    moved after each of 100 rounds (kwsprune.model_methods.glister_order); keep the first picks (per class when
+    balanced)."""
+    record = inputs.record()
+    p = inputs.probabilities()
+    scores = _by_order(inputs, balanced, "glister", lambda members: mm.glister_order(
+        p[members], record["train_last_inputs"][members], inputs.labels[members], record["valid_last_inputs"],
+        record["valid_labels"], record["last_weight"], record["last_bias"]))
+    return _by_score(inputs, scores, ratio, True, balanced)
+
+
 METHODS = {"keep_hard": keep_hard, "keep_easy": keep_easy, "random": random_subset, "ssp_hard": ssp_hard,
            "ssp_easy": ssp_easy, "supervised_prototypes": supervised_prototypes, "semdedup": semdedup,
            "kcenter": kcenter, "el2n": el2n, "forgetting": forgetting, "ccs": ccs, "herding": herding,
-           "facility_location": facility_location, "graph_cut": graph_cut, "moderate": moderate, "d2": d2}
-MODEL_SCORES = ("el2n", "forgetting")  # scores that train the Tiny CNN; ccs uses el2n
+           "facility_location": facility_location, "graph_cut": graph_cut, "moderate": moderate, "d2": d2,
+           "least_confidence": least_confidence, "margin": margin, "entropy": entropy, "dyn_unc": dyn_unc,
+           "tdds": tdds, "grand": grand, "deepfool": deepfool, "cal": cal, "contextual_diversity": contextual_diversity,
+           "craig": craig, "gradmatch": gradmatch, "glister": glister}
+# what trains the Tiny CNN: EL2N's and GraNd's early training (ccs and d2 read EL2N), forgetting's run, and the
+# training record of the uncertainty, dynamics, decision-boundary and gradient methods
+MODEL_SCORES = ("el2n", "grand", "forgetting", "record")
 
 
 def method_name(name: str) -> str:

@@ -68,7 +68,8 @@ def clusters_file(k: int) -> str:
 
 
 def model_scores_file(name: str, seed: int) -> str:
-    """EL2N or forgetting scores of one seed, cached in y_pruned/ (their manifest: the same name, .json)."""
+    """A model score (EL2N, GraNd, forgetting) of one seed, cached in y_pruned/ (its manifest: the same name, .json);
+    the training record is its arrays, each {stem}_{array}.npy, under one manifest."""
     return f"{name}_seed{seed}.npy"
 
 

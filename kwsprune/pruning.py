@@ -135,9 +135,14 @@ def export_original_names(data_root, setup: PruningSetup, methods, ratios) -> No
         write_text(staging / ORIGINAL_NAMES_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def model_score(data_root, name: str, seed: int) -> np.ndarray:
-    """EL2N or forgetting scores (n,) of the training clips: from y_pruned/{name}_seed{seed}.npy when it was made
-    from the current training data, else trained now (kwsprune.model_scores) and cached there with its manifest."""
+_EARLY: dict = {}  # (data id, seed) -> the early training EL2N and GraNd share, once a process
+
+
+def model_score(data_root, name: str, seed: int):
+    """A score (n,) that trains the Tiny CNN (EL2N, GraNd, forgetting), or the training record (a dict of arrays,
+    kwsprune.model_scores.training_record) for name "record": from y_pruned/ when it was made from the current
+    training data, else trained now (kwsprune.model_scores) and cached there with its manifest. EL2N and GraNd
+    made in one process share their early training."""
     from kwsprune import model_scores
     from kwsprune.device import pick_device
     from kwsprune.mfcc import data_id, load_training_data
@@ -145,22 +150,37 @@ def model_score(data_root, name: str, seed: int) -> np.ndarray:
     out_dir = step_dir(data_root, PRUNED_DIR)
     file = model_scores_file(name, seed)
     manifest = Path(file).with_suffix(".json").name
+    files = ({array: f"{Path(file).stem}_{array}.npy" for array in model_scores.RECORD_ARRAYS} if name == "record"
+             else {name: file})
     inputs = {"data": data_id(data_root)}
     params = {"seed": seed, "el2n_epochs": model_scores.EL2N_EPOCHS, "el2n_models": model_scores.EL2N_MODELS,
               "batch_size": model_scores.SCORE_CONFIG.batch_size}
     if (out_dir / manifest).exists():
         earlier = read_manifest(out_dir, MADE_BY, manifest)
-        if earlier["inputs"] == inputs and earlier["params"] == params:
-            return np.asarray(load_verified(out_dir, file, MADE_BY, manifest))
+        if earlier["inputs"] == inputs and earlier["params"] == params and set(files.values()) <= set(earlier["files"]):
+            loaded = {key: np.asarray(load_verified(out_dir, path, MADE_BY, manifest)) for key, path in files.items()}
+            return loaded if name == "record" else loaded[name]
     data = load_training_data(data_root)  # every split in memory, each file checked: only when training
-    log.info("training the Tiny CNN on all %d clips for the %s scores", len(data["y_train"]), name)
-    compute = model_scores.el2n_scores if name == "el2n" else model_scores.forgetting_scores
-    scores = compute(data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], data["n_classes"], seed,
-                     device=pick_device("auto"))
+    log.info("training the Tiny CNN on all %d clips for the %s", len(data["y_train"]),
+             "training record" if name == "record" else f"{name} scores")
+    arguments = (data["x_train"], data["y_train"], data["x_valid"], data["y_valid"], data["n_classes"], seed)
+    device = pick_device("auto")
+    if name in ("el2n", "grand"):
+        key = (inputs["data"], seed)
+        if key not in _EARLY:
+            _EARLY.clear()
+            _EARLY[key] = model_scores.early_training(*arguments, device=device)
+        compute = model_scores.el2n_scores if name == "el2n" else model_scores.grand_scores
+        result = {name: compute(*arguments, device=device, early=_EARLY[key])}
+    elif name == "forgetting":
+        result = {name: model_scores.forgetting_scores(*arguments, device=device)}
+    else:
+        result = model_scores.training_record(*arguments, device=device)
     with staged(out_dir) as staging:
-        save_npy(staging / file, scores)
-        write_manifest(staging, "pruning", params, inputs, [file], manifest)
-    return scores
+        for key, path in files.items():
+            save_npy(staging / path, result[key])
+        write_manifest(staging, "pruning", params, inputs, list(files.values()), manifest)
+    return result if name == "record" else result[name]
 
 
 def is_made(data_root, setup: PruningSetup, method: str, ratio: float) -> bool:

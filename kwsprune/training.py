@@ -117,7 +117,8 @@ def forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, compi
     return _forward(model, params, x, dropout_masks, compiled)
 
 
-def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, compiled: bool = False) -> torch.Tensor:
+def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, compiled: bool = False,
+             last_input: bool = False) -> torch.Tensor:
     arch = architecture(model)
     batch, n_models = len(x), _n_models(params)
     # on the CPU, oneDNN's float32 grouped convolutions run 1.6x faster a step in channels-last layout;
@@ -160,6 +161,8 @@ def _forward(model: str, params: dict, x: torch.Tensor, dropout_masks=None, comp
     masks = iter(dropout_masks or ())
     n_dense = len(arch.dropout)
     for i, with_dropout in enumerate(arch.dropout):
+        if last_input and i == n_dense - 1:
+            return hidden  # what the output layer reads: (batch, n_models, width)
         if with_dropout and dropout_masks is not None:
             hidden = hidden * next(masks)
         hidden = torch.einsum("bmf,mfc->bmc", hidden, params[f"dense{i}.weight"]) + params[f"dense{i}.bias"]
@@ -444,6 +447,17 @@ def restored(best: dict, last: dict, stopped: np.ndarray, policy: str) -> dict:
     take_best = torch.as_tensor(stopped, device=next(iter(best.values())).device)
     return {name: torch.where(take_best.view((-1,) + (1,) * (best[name].dim() - 1)), best[name], last[name])
             for name in best}
+
+
+def last_layer_inputs(model: str, params: dict, x) -> np.ndarray:
+    """What the output layer of every model reads for MFCCs x (n, 99, 32): (n, n_models, width) float32, eval mode.
+    The logits are these times dense{last}.weight plus its bias."""
+    reference = params["conv0.weight"]
+    x = torch.as_tensor(x, dtype=reference.dtype, device=reference.device)
+    chunk = eval_chunk(_n_models(params), x)
+    with torch.no_grad():
+        return np.concatenate([_forward(model, params, x[start:start + chunk], last_input=True).float().cpu().numpy()
+                               for start in range(0, len(x), chunk)])
 
 
 def predict_proba(model: str, params: dict, x) -> np.ndarray:

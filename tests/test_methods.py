@@ -75,14 +75,31 @@ def test_kcenter_rounds_of_many_picks_give_the_one_at_a_time_order():
     assert kcenter_order(features, 1, n_candidates=32).tolist() == farthest_first_one_pick_at_a_time(features, 1)
 
 
+def fake_record(rng, labels, n_classes=3, epochs=14, width=5, n_valid=12) -> dict:
+    """A training record (kwsprune.model_scores.training_record) of the right shapes, as if a model had trained."""
+    n = len(labels)
+    return {"true_probability": rng.random((epochs, n)).astype(np.float32), "right": rng.random((epochs, n)) > 0.5,
+            "change": rng.random((epochs, n)).astype(np.float32),
+            "train_last_inputs": rng.standard_normal((n, width)).astype(np.float32),
+            "valid_last_inputs": rng.standard_normal((n_valid, width)).astype(np.float32),
+            "last_weight": rng.standard_normal((width, n_classes)).astype(np.float32),
+            "last_bias": rng.standard_normal(n_classes).astype(np.float32),
+            "valid_labels": np.arange(n_valid) % n_classes}
+
+
+MODEL_METHODS = ["least_confidence", "margin", "entropy", "dyn_unc", "tdds", "grand", "deepfool", "cal",
+                 "contextual_diversity", "craig", "gradmatch", "glister"]
+
+
 @pytest.mark.parametrize("method", ["ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "el2n",
                                     "forgetting", "ccs", "keep_hard", "herding", "facility_location", "graph_cut",
-                                    "moderate", "d2"])
+                                    "moderate", "d2", *MODEL_METHODS])
 def test_exact_counts_class_balance_and_determinism(method):
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], [30, 20, 10])
     features = (rng.standard_normal((3, 8))[labels] + 0.5 * rng.standard_normal((60, 8))).astype(np.float32)
-    model_scores = {"el2n": rng.random(60), "forgetting": rng.integers(0, 5, 60).astype(float)}  # as if trained
+    model_scores = {"el2n": rng.random(60), "forgetting": rng.integers(0, 5, 60).astype(float),  # as if trained
+                    "grand": rng.random(60), "record": fake_record(rng, labels)}
 
     def kept(name):
         inputs = Inputs(features, labels, k=3, cache=dict(model_scores))
@@ -102,7 +119,7 @@ def test_exact_counts_class_balance_and_determinism(method):
 def test_every_registered_method_is_covered():
     assert set(METHODS) == {"keep_hard", "keep_easy", "random", "ssp_hard", "ssp_easy", "supervised_prototypes",
                             "semdedup", "kcenter", "el2n", "forgetting", "ccs", "herding", "facility_location",
-                            "graph_cut", "moderate", "d2"}
+                            "graph_cut", "moderate", "d2", *MODEL_METHODS}
 
 
 def test_ccs_drops_the_hardest_then_covers_the_score_range_evenly():
@@ -227,3 +244,119 @@ def test_d2_spreads_its_picks_over_the_graph():
     difficulty = np.array([1.0] * 10 + [0.5])
     order = d2_order(difficulty, features, n_neighbors=4)
     assert {order[0] // 5, order[1] // 5} == {0, 1}
+
+
+def test_uncertainty_keeps_the_clips_the_model_is_least_sure_of():
+    import kwsprune.model_methods as mm
+
+    p = np.array([[0.98, 0.01, 0.01], [0.5, 0.45, 0.05], [0.4, 0.3, 0.3], [0.6, 0.2, 0.2]])
+    # top-2 gaps 0.97, 0.05, 0.1, 0.4: margin keeps clips 1 and 2; largest probability 0.98, 0.5, 0.4, 0.6
+    assert np.argsort(-mm.margin(p))[:2].tolist() == [1, 2]
+    assert np.argsort(-mm.least_confidence(p))[:2].tolist() == [2, 1]
+    assert np.argmax(mm.entropy(p)) == 2 and np.argmin(mm.entropy(p)) == 0
+
+
+def test_grand_is_the_norm_of_the_output_layers_gradient():
+    import torch
+
+    import kwsprune.model_methods as mm
+    from kwsprune.model_scores import grand_scores
+
+    rng = np.random.default_rng(5)
+    hidden = rng.standard_normal((6, 4))
+    weight, bias = rng.standard_normal((4, 3)), rng.standard_normal(3)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    p = mm.probabilities(hidden, weight, bias)
+    early = {"probabilities": p[:, None, :], "last_inputs": hidden[:, None, :]}
+    closed = grand_scores(None, labels, None, None, 3, 0, early=early)
+    for i in range(6):
+        w = torch.tensor(weight, requires_grad=True)
+        b = torch.tensor(bias, requires_grad=True)
+        loss = torch.nn.functional.cross_entropy((torch.tensor(hidden[i]) @ w + b)[None], torch.tensor([labels[i]]))
+        loss.backward()
+        assert closed[i] == pytest.approx(np.sqrt((w.grad ** 2).sum().item() + (b.grad ** 2).sum().item()), rel=1e-9)
+
+
+def test_the_gradient_gram_is_that_of_the_gradients_written_out():
+    import kwsprune.model_methods as mm
+
+    rng = np.random.default_rng(6)
+    p = mm.probabilities(rng.standard_normal((5, 4)), rng.standard_normal((4, 3)), np.zeros(3))
+    error, extended = mm.gradient_factors(p, rng.standard_normal((5, 4)), np.array([0, 1, 2, 0, 1]))
+    written = np.stack([np.outer(h, e).ravel() for h, e in zip(extended, error)])
+    np.testing.assert_allclose(mm.gradient_gram(error, extended), written @ written.T, rtol=1e-10)
+
+
+def test_deepfool_distance_is_the_step_to_the_nearest_boundary():
+    import kwsprune.model_methods as mm
+
+    # two classes with logits x0 and x1 (weights the identity, no bias): the boundary is x0 = x1, so the distance
+    # of (3, 1) is |3 - 1| / ||(1, -1)|| = sqrt(2); with three classes the nearest boundary wins
+    weight = np.eye(2)
+    assert mm.deepfool_distance(np.array([[3.0, 1.0]]), [0], weight, np.zeros(2))[0] == pytest.approx(np.sqrt(2))
+    weight3 = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5]])
+    distance = mm.deepfool_distance(np.array([[3.0, 1.0]]), [0], weight3, np.zeros(3))[0]
+    assert distance == pytest.approx(min(2 / np.sqrt(2), 1 / np.linalg.norm([0.5, -0.5])))
+
+
+def test_dynamic_uncertainty_and_tdds_rank_a_wavering_clip_above_a_steady_one():
+    import kwsprune.model_methods as mm
+
+    epochs = np.arange(30)
+    steady = np.linspace(0.2, 0.95, 30)
+    wavering = 0.5 + 0.3 * np.sin(epochs)
+    assert np.argmax(mm.dynamic_uncertainty(np.stack([steady, wavering], axis=1))) == 1
+    change = np.stack([np.full(30, 0.01), np.abs(np.sin(epochs))], axis=1)
+    assert np.argmax(mm.temporal_dual_depth(change)) == 1
+
+
+def test_cal_ranks_a_clip_whose_neighbours_predict_otherwise_highest():
+    import kwsprune.model_methods as mm
+
+    # clips 0-3 close together; clip 2 is predicted class 1 while its neighbours say class 0
+    features = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.1, 0.1], [5.0, 5.0], [5.1, 5.0]])
+    p = np.array([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])
+    assert np.argmax(mm.contrastive(p, features, n_neighbors=3)) == 2
+
+
+def test_contextual_diversity_picks_the_farthest_prediction_next():
+    import kwsprune.model_methods as mm
+
+    p = np.array([[0.9, 0.1], [0.85, 0.15], [0.1, 0.9], [0.5, 0.5]])
+    seed = next(s for s in range(100) if np.random.default_rng(s).integers(4) == 0)
+    order = mm.kl_center_order(p, seed)
+    assert order[:2].tolist() == [0, 2] and sorted(order.tolist()) == [0, 1, 2, 3]
+
+
+def test_gradmatch_first_takes_the_gradient_most_aligned_with_the_sum():
+    import kwsprune.model_methods as mm
+
+    rng = np.random.default_rng(7)
+    gradients = rng.standard_normal((8, 5))
+    gram = gradients @ gradients.T
+    order = mm.gradmatch_order(gram, seed=0)
+    assert order[0] == np.argmax(np.abs(gram.sum(axis=1)))  # the largest inner product with the summed gradient
+    assert sorted(order.tolist()) == list(range(8))
+
+
+def test_glisters_first_picks_lower_the_validation_loss_more_than_random_ones():
+    import kwsprune.model_methods as mm
+
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 3, 300)
+    centres = rng.standard_normal((3, 4)) * 2
+    hidden = centres[labels] + rng.standard_normal((300, 4))
+    valid_labels = rng.integers(0, 3, 90)
+    valid_hidden = centres[valid_labels] + rng.standard_normal((90, 4))
+    weight, bias = 0.1 * rng.standard_normal((4, 3)), np.zeros(3)
+    p = mm.probabilities(hidden, weight, bias)
+    order = mm.glister_order(p, hidden, labels, valid_hidden, valid_labels, weight, bias, rounds=10)
+
+    def valid_loss_after_a_step_on(chosen):  # a small step, where the Taylor approximation holds
+        error, extended = mm.gradient_factors(p[chosen], hidden[chosen], labels[chosen])
+        layer = np.vstack([weight, bias]) - 0.01 * extended.T @ error / len(chosen)
+        q = mm.probabilities(valid_hidden, layer[:-1], layer[-1])
+        return -np.log(q[np.arange(90), valid_labels]).mean()
+
+    random_losses = [valid_loss_after_a_step_on(rng.choice(300, 30, replace=False)) for _ in range(50)]
+    assert valid_loss_after_a_step_on(order[:30]) < np.min(random_losses)

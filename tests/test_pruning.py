@@ -1,5 +1,7 @@
 """Step 3: which clips each method keeps, on hand-made cases, and the step's files."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -120,6 +122,31 @@ def test_scores_that_need_a_model_are_trained_once_and_cached(fresh_features_roo
     pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.1", "--methods", "el2n", "--class-balanced"])
     assert (root / "y_pruned" / "el2n_seed0.json").read_text() == cached  # not trained again
     assert len(load(root, "el2n_balanced", 4, 0.1)) > len(load(root, "el2n", 4, 0.3))
+
+
+def test_methods_that_read_the_training_record_share_one_training(fresh_features_root, monkeypatch):
+    import kwsprune.model_scores
+
+    root = fresh_features_root
+    trainings = []
+    real = kwsprune.model_scores.training_record
+
+    def counted(*args, **kwargs):
+        trainings.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kwsprune.model_scores, "training_record", counted)
+    methods = ["least_confidence", "margin", "entropy", "dyn_unc", "tdds", "deepfool", "cal", "contextual_diversity",
+               "craig", "gradmatch", "glister"]
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.3", "0.7", "--methods", *methods])
+    pruning.main(["--data-root", str(root), "--k", "4", "--ratios", "0.5", "--methods", *methods, "--class-balanced"])
+    assert trainings == [1]  # one training for all, cached in y_pruned/ with its manifest
+    record = json.loads((root / "y_pruned" / "record_seed0.json").read_text())
+    assert sorted(record["files"]) == sorted(f"record_seed0_{name}.npy" for name in kwsprune.model_scores.RECORD_ARRAYS)
+    true_probability = np.load(root / "y_pruned" / "record_seed0_true_probability.npy")
+    assert true_probability.shape[1] == 330 and true_probability[-1].mean() > true_probability[0].mean()  # it learned
+    for method in methods:
+        assert len(load(root, method, 4, 0.3)) == 330 - 99 and len(load(root, method, 4, 0.7)) == 330 - 231
 
 
 def test_k_lists_kmeans_starts_and_seeds_each_keep_their_own_kept_sets(fresh_features_root):

@@ -360,3 +360,16 @@ def test_glisters_first_picks_lower_the_validation_loss_more_than_random_ones():
 
     random_losses = [valid_loss_after_a_step_on(rng.choice(300, 30, replace=False)) for _ in range(50)]
     assert valid_loss_after_a_step_on(order[:30]) < np.min(random_losses)
+
+
+@pytest.mark.parametrize("method", ["herding", "facility_location", "graph_cut"])
+def test_large_sets_are_chosen_within_clusters_with_exact_counts(method, monkeypatch):
+    import kwsprune.greedy_orders
+
+    monkeypatch.setattr(kwsprune.greedy_orders, "DENSE_MAX", 20)  # 60 clips: split by their 3 SSP clusters
+    rng = np.random.default_rng(9)
+    labels = np.repeat([0, 1, 2], 20)
+    features = (rng.standard_normal((3, 6))[labels] + 0.3 * rng.standard_normal((60, 6))).astype(np.float32)
+    for ratio in (0.1, 0.5, 0.9):
+        first, second = (run_method(method, Inputs(features, labels, k=3), ratio, None)[1] for _ in range(2))
+        assert len(first) == 60 - int(ratio * 60 + 1e-9) and first.tolist() == second.tolist()

@@ -3,7 +3,8 @@
   python benchmarks/pruning_speed.py                        # 85,000 x 768 pooled, every embedding method;
                                                             # 85,000 x 49 x 768 flattened, the original's k-means
   python benchmarks/pruning_speed.py --cases pooled --n-clips 20000 --methods keep_hard semdedup
-  python benchmarks/pruning_speed.py --cases mfccs --max-epochs 10  # el2n, forgetting (capped), ccs
+  python benchmarks/pruning_speed.py --cases mfccs --max-epochs 10  # el2n, grand, forgetting and the training
+                                                                    # record (capped), ccs
 
 Writes features scattered around 35 class centres to a temporary .npy (float32 when pooled; float16 when
 flattened, as `extract_embeddings.py --pooling flatten --dtype float16` stores them), then, in a fresh
@@ -13,7 +14,9 @@ including the memory-mapped features' pages. Targets for the pooled original (ke
 el2n, forgetting and ccs score clips by training the Tiny CNN on MFCCs, not from embeddings: the mfccs
 case times them on synthetic (n, 99, 32) float32 MFCCs held in memory, as pruning.py loads them, with a
 validation split of n / 8 clips. Forgetting runs the original's recipe (early stopping on the validation
-loss) up to --max-epochs; ccs reads the EL2N scores the el2n run left, as pruning.py reads its cache.
+loss) up to --max-epochs; ccs reads the EL2N scores the el2n run left, as pruning.py reads its cache. "record"
+is the training record's training (the same recipe and cap as forgetting); the methods that score from the record
+(and d2, from EL2N) are timed in the pooled case on a stand-in record of random values of its shapes (60 epochs).
 """
 
 import argparse
@@ -32,9 +35,12 @@ from kwsprune.methods import METHODS, MODEL_SCORES, Inputs, run_method  # noqa: 
 
 RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3)  # pruning.py's defaults
 N_CLASSES = 35
-TRAINED_METHODS = [*MODEL_SCORES, "ccs"]
-EMBEDDING_METHODS = [m for m in METHODS if m not in TRAINED_METHODS]
+TRAINED_METHODS = [*MODEL_SCORES, "ccs"]  # "record": the training record's training itself
+RECORD_METHODS = ["least_confidence", "margin", "entropy", "dyn_unc", "tdds", "deepfool", "cal", "contextual_diversity",
+                  "craig", "gradmatch", "glister", "d2"]  # scored from the record (d2: from EL2N) and the embeddings
+EMBEDDING_METHODS = [m for m in METHODS if m not in TRAINED_METHODS + RECORD_METHODS] + RECORD_METHODS
 MFCC_SHAPE = (99, 32)
+RECORD_EPOCHS = 60  # of the stand-in record the pooled case scores from (about a real run's length)
 
 
 def memory_mb(field: str) -> float:
@@ -73,11 +79,27 @@ def write_mfccs(path: Path, n_clips: int, seed: int = 0) -> None:
         np.save(path / f"{name}.labels.npy", labels)
 
 
+def stand_in_scores(labels, seed: int = 0) -> dict:
+    """EL2N scores and a training record of the right shapes with random values, for timing the methods that score
+    from them (the trainings themselves are timed in the mfccs case)."""
+    rng = np.random.default_rng(seed)
+    n, width = len(labels), 48  # the Tiny CNN's output layer reads 48 values
+    return {"el2n": rng.random(n),
+            "record": {"true_probability": rng.random((RECORD_EPOCHS, n), dtype=np.float32),
+                       "right": rng.random((RECORD_EPOCHS, n)) > 0.5,
+                       "change": rng.random((RECORD_EPOCHS, n), dtype=np.float32),
+                       "train_last_inputs": rng.random((n, width), dtype=np.float32),
+                       "valid_last_inputs": rng.random((max(N_CLASSES, n // 8), width), dtype=np.float32),
+                       "last_weight": rng.standard_normal((width, N_CLASSES), dtype=np.float32),
+                       "last_bias": rng.standard_normal(N_CLASSES, dtype=np.float32),
+                       "valid_labels": rng.integers(N_CLASSES, size=max(N_CLASSES, n // 8))}}
+
+
 def trained_inputs(folder: str, k: int, max_epochs: int, n_init: int) -> Inputs:
     """Inputs whose EL2N and forgetting scores train the Tiny CNN on the MFCCs in folder (no embeddings)."""
     from dataclasses import replace
 
-    from kwsprune.model_scores import SCORE_CONFIG, el2n_scores, forgetting_scores
+    from kwsprune.model_scores import SCORE_CONFIG, el2n_scores, forgetting_scores, grand_scores, training_record
 
     folder = Path(folder)
     labels = np.load(folder / "train.labels.npy")
@@ -85,8 +107,11 @@ def trained_inputs(folder: str, k: int, max_epochs: int, n_init: int) -> Inputs:
     cached = folder / "el2n_scores.npy"
     return Inputs(np.empty((len(labels), 0), np.float32), labels, k=k, n_init=n_init,
                   model_scores={"el2n": lambda: np.load(cached) if cached.exists() else el2n_scores(*data(), N_CLASSES, 0),
+                                "grand": lambda: grand_scores(*data(), N_CLASSES, 0),
                                 "forgetting": lambda: forgetting_scores(*data(), N_CLASSES, 0,
-                                                                        replace(SCORE_CONFIG, max_epochs=max_epochs))})
+                                                                        replace(SCORE_CONFIG, max_epochs=max_epochs)),
+                                "record": lambda: training_record(*data(), N_CLASSES, 0,
+                                                                  replace(SCORE_CONFIG, max_epochs=max_epochs))})
 
 
 def measure(path: str, method: str, k: int, max_epochs: int, n_init: int) -> dict:
@@ -107,8 +132,12 @@ def measure(path: str, method: str, k: int, max_epochs: int, n_init: int) -> dic
     if method in TRAINED_METHODS:
         inputs = trained_inputs(path, k, max_epochs, n_init)
     else:
-        inputs = Inputs(np.load(path, mmap_mode="r"), np.load(Path(path).with_suffix(".labels.npy")), k=k, n_init=n_init)
-    for ratio in RATIOS:
+        labels = np.load(Path(path).with_suffix(".labels.npy"))
+        inputs = Inputs(np.load(path, mmap_mode="r"), labels, k=k, n_init=n_init,
+                        cache=stand_in_scores(labels) if method in RECORD_METHODS else {})
+    if method == "record":  # the training the record methods share
+        inputs.record()
+    for ratio in RATIOS if method != "record" else ():
         run_method(method, inputs, ratio, np.random.default_rng(0))
     seconds = time.perf_counter() - began
     if method == "el2n":

@@ -315,9 +315,11 @@ def cal(inputs, ratio, rng, balanced=False):
 
 def contextual_diversity(inputs, ratio, rng, balanced=False):
     """Contextual diversity (Agarwal et al. 2020, as DeepCore runs it): k-center greedy on the trained Tiny CNN's
-    softmax outputs with the symmetric KL divergence as distance; keep the first picks (per class when balanced)."""
+    softmax outputs with the symmetric KL divergence as distance; keep the first picks (per class when balanced).
+    O(n^2 classes): above 20,000 clips a group is chosen within its SSP k-means clusters, interleaved by size."""
     p = inputs.probabilities()
-    scores = _by_order(inputs, balanced, "contextual_diversity", lambda members: mm.kl_center_order(p[members], inputs.seed))
+    scores = _by_order(inputs, balanced, "contextual_diversity", lambda members: _by_clusters(
+        inputs, members, lambda part: mm.kl_center_order(p[part], inputs.seed)))
     return _by_score(inputs, scores, ratio, True, balanced)
 
 

@@ -65,7 +65,7 @@ def deepfool_distance(last_inputs, labels, weight, bias) -> np.ndarray:
     labels = np.asarray(labels)
     gaps = np.abs(logits[np.arange(len(labels)), labels][:, None] - logits)
     columns = weight.T.astype(np.float64)
-    norms = np.linalg.norm(columns[labels][:, None, :] - columns[None, :, :], axis=2)
+    norms = np.linalg.norm(columns[:, None, :] - columns[None, :, :], axis=2)[labels]  # ||w_y - w_k||, by class pair
     steps = np.where(np.arange(weight.shape[1])[None, :] == labels[:, None], np.inf, gaps / np.maximum(norms, 1e-12))
     return steps.min(axis=1)
 
@@ -117,7 +117,7 @@ def gradient_gram(error, extended) -> np.ndarray:
 def craig_similarity(gram) -> np.ndarray:
     """CRAIG's similarity of two clips: the largest gradient distance in the group minus theirs, >= 0."""
     squared = np.diagonal(gram)
-    distance = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2 * gram, 0.0))
+    distance = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - (gram + gram.T), 0.0))  # exactly symmetric
     return distance.max() - distance
 
 

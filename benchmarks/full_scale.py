@@ -110,12 +110,12 @@ def kmeans_seconds(n: int, k: int) -> float:
 
 def method_seconds(n: int) -> dict:
     """Seconds of each embedding-based method alone (its k-means included, K = 10, 10 starts) at ratio 0.5."""
-    from kwsprune.methods import METHODS, MODEL_SCORES, Inputs, run_method
+    from kwsprune.methods import FROM_TRAINING, METHODS, Inputs, run_method
 
     features, labels = embeddings(n)
     rng = np.random.default_rng(0)
     return {name: timed(lambda: run_method(name, Inputs(features, labels), 0.5, rng))
-            for name in METHODS if name not in MODEL_SCORES + ("ccs",)}
+            for name in METHODS if name not in FROM_TRAINING}
 
 
 def epoch_seconds(n_train: int, n_models: int) -> tuple[float, float]:

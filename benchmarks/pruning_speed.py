@@ -31,14 +31,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kwsprune.methods import METHODS, MODEL_SCORES, Inputs, run_method  # noqa: E402
+from kwsprune.methods import FROM_TRAINING, METHODS, MODEL_SCORES, Inputs, run_method  # noqa: E402
 
 RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3)  # pruning.py's defaults
 N_CLASSES = 35
 TRAINED_METHODS = [*MODEL_SCORES, "ccs"]  # "record": the training record's training itself
-RECORD_METHODS = ["least_confidence", "margin", "entropy", "dyn_unc", "tdds", "deepfool", "cal", "contextual_diversity",
-                  "craig", "gradmatch", "glister", "d2"]  # scored from the record (d2: from EL2N) and the embeddings
-EMBEDDING_METHODS = [m for m in METHODS if m not in TRAINED_METHODS + RECORD_METHODS] + RECORD_METHODS
+RECORD_METHODS = [m for m in FROM_TRAINING if m not in TRAINED_METHODS]  # scored from the record (d2: EL2N)
+EMBEDDING_METHODS = [m for m in METHODS if m not in FROM_TRAINING] + RECORD_METHODS
 MFCC_SHAPE = (99, 32)
 RECORD_EPOCHS = 60  # of the stand-in record the pooled case scores from (about a real run's length)
 

@@ -380,6 +380,9 @@ METHODS = {"keep_hard": keep_hard, "keep_easy": keep_easy, "random": random_subs
 # what trains the Tiny CNN: EL2N's and GraNd's early training (ccs and d2 read EL2N), forgetting's run, and the
 # training record of the uncertainty, dynamics, decision-boundary and gradient methods
 MODEL_SCORES = ("el2n", "grand", "forgetting", "record")
+# the methods that score from those: pruning.py trains them; from embeddings alone, the rest
+FROM_TRAINING = ("el2n", "grand", "forgetting", "ccs", "d2", "least_confidence", "margin", "entropy", "dyn_unc", "tdds",
+                 "deepfool", "cal", "contextual_diversity", "craig", "gradmatch", "glister")
 
 
 def method_name(name: str) -> str:

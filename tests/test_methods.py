@@ -373,3 +373,20 @@ def test_large_sets_are_chosen_within_clusters_with_exact_counts(method, monkeyp
     for ratio in (0.1, 0.5, 0.9):
         first, second = (run_method(method, Inputs(features, labels, k=3), ratio, None)[1] for _ in range(2))
         assert len(first) == 60 - int(ratio * 60 + 1e-9) and first.tolist() == second.tolist()
+
+
+def test_from_training_names_exactly_the_methods_that_need_a_trained_model():
+    from kwsprune.methods import FROM_TRAINING
+    from kwsprune.validation import InputError
+
+    rng = np.random.default_rng(10)
+    labels = np.repeat([0, 1], 10)
+    features = rng.standard_normal((20, 4)).astype(np.float32)
+    for method in METHODS:
+        inputs = Inputs(features, labels, k=2)  # no model scores, no record
+        if method in FROM_TRAINING:
+            with pytest.raises(InputError, match="needs the training MFCCs"):
+                run_method(method, inputs, 0.5, np.random.default_rng(0))
+        else:
+            kept_clips = run_method(method, inputs, 0.5, np.random.default_rng(0))[1]
+            assert 10 <= len(kept_clips) <= 12  # half of each group (keep_hard's two clusters round down apart)

@@ -62,7 +62,8 @@ def flag_of(rows) -> str:
 def method_style(method: str) -> dict:
     """Line style of a method: one colour per registered method (random in black), dashed when class-balanced."""
     base = method.removesuffix(BALANCED)
-    palette = plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2]  # 20 distinct colours
+    # 40 distinct colours: tab10, its light shades, then tab20b's four shades of five hues
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2] + plt.get_cmap("tab20b").colors
     others = [m for m in METHODS if m != "random"]
     colour = "black" if base == "random" else palette[(others.index(base) if base in others else len(others)) % len(palette)]
     return {"color": colour, "linestyle": "--" if method.endswith(BALANCED) else "-"}

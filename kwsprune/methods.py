@@ -377,6 +377,13 @@ METHODS = {"keep_hard": keep_hard, "keep_easy": keep_easy, "random": random_subs
            "least_confidence": least_confidence, "margin": margin, "entropy": entropy, "dyn_unc": dyn_unc,
            "tdds": tdds, "grand": grand, "deepfool": deepfool, "cal": cal, "contextual_diversity": contextual_diversity,
            "craig": craig, "gradmatch": gradmatch, "glister": glister}
+# the families the report draws apart when a study holds more methods than one figure can show
+FAMILIES = {"original": ("keep_hard", "keep_easy"),
+            "geometry": ("ssp_hard", "ssp_easy", "supervised_prototypes", "semdedup", "kcenter", "herding", "moderate"),
+            "submodular": ("facility_location", "graph_cut"),
+            "training dynamics": ("el2n", "grand", "forgetting", "ccs", "d2", "dyn_unc", "tdds"),
+            "uncertainty": ("least_confidence", "margin", "entropy", "deepfool", "cal", "contextual_diversity"),
+            "gradients": ("craig", "gradmatch", "glister")}
 # what trains the Tiny CNN: EL2N's and GraNd's early training (ccs and d2 read EL2N), forgetting's run, and the
 # training record of the uncertainty, dynamics, decision-boundary and gradient methods
 MODEL_SCORES = ("el2n", "grand", "forgetting", "record")

@@ -17,7 +17,7 @@ from scipy import stats  # noqa: E402
 
 from kwsprune.artefacts import check_writable, write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
-from kwsprune.methods import BALANCED, METHODS, method_name  # noqa: E402
+from kwsprune.methods import BALANCED, FAMILIES, METHODS, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
 from kwsprune.results import (WHOLE_SET, current_inputs, describe_set_aside, describe_study, read_runs,  # noqa: E402
                               set_aside, studies, study_id)
@@ -119,15 +119,35 @@ def plot_curves(rows, folder, suffix: str = "", title: str = "", verdicts: dict 
         if not view_rows:
             continue
         xs_all = {key(r) for r in view_rows if r["kept"] != WHOLE_SET} or {key(r) for r in view_rows}
-        if len(xs_all) == 1:
-            fig = _side_by_side(view_rows, key, xlabel, next(iter(xs_all)), verdicts, several_k, view)
-        else:
-            fig = _lines(view_rows, key, xlabel, verdicts, several_k, view)
-        fig.suptitle(f"mean over repeats with its 95% confidence interval; markers: verdict against random\n{title}",
-                     fontsize=9)
-        _save(fig, folder, f"accuracy_vs_{view}{suffix}")
-        written.append(f"accuracy_vs_{view}{suffix}")
+        for family, family_rows in _by_family(view_rows):
+            if len(xs_all) == 1:
+                fig = _side_by_side(family_rows, key, xlabel, next(iter(xs_all)), verdicts, several_k, view)
+            else:
+                fig = _lines(family_rows, key, xlabel, verdicts, several_k, view)
+            heading = f"{family} methods against random; " if family else ""
+            fig.suptitle(f"{heading}mean over repeats with its 95% confidence interval; markers: verdict against "
+                         f"random\n{title}", fontsize=9)
+            name = f"accuracy_vs_{view}{suffix}" + (f"_{family.replace(' ', '_')}" if family else "")
+            _save(fig, folder, name)
+            written.append(name)
     return written
+
+
+MAX_METHODS_PER_FIGURE = 8  # more lines than this in one figure are not told apart
+
+
+def _by_family(rows) -> list[tuple[str, list]]:
+    """[("", rows)] when the rows hold few methods; else one (family, rows) per family of kwsprune.methods.FAMILIES
+    present, random in each."""
+    bases = {r["method"].removesuffix(BALANCED) for r in rows} - {"random"}
+    if len(bases) <= MAX_METHODS_PER_FIGURE:
+        return [("", rows)]
+    parts = []
+    for family, members in FAMILIES.items():
+        chosen = [r for r in rows if r["method"].removesuffix(BALANCED) in (*members, "random")]
+        if any(r["method"].removesuffix(BALANCED) in members for r in chosen):
+            parts.append((family, chosen))
+    return parts
 
 
 def _lines(view_rows, key, xlabel, verdicts, several_k, view):

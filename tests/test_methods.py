@@ -390,3 +390,10 @@ def test_from_training_names_exactly_the_methods_that_need_a_trained_model():
         else:
             kept_clips = run_method(method, inputs, 0.5, np.random.default_rng(0))[1]
             assert 10 <= len(kept_clips) <= 12  # half of each group (keep_hard's two clusters round down apart)
+
+
+def test_every_method_but_random_is_in_one_family():
+    from kwsprune.methods import FAMILIES
+
+    members = [method for family in FAMILIES.values() for method in family]
+    assert sorted(members) == sorted(m for m in METHODS if m != "random")

@@ -217,3 +217,17 @@ def test_every_method_has_its_own_colour_and_its_balanced_variant_is_dashed():
     colours = [method_style(m)["color"] for m in METHODS]
     assert len(set(colours)) == len(METHODS) and method_style("random")["color"] == "black"
     assert method_style("ssp_hard_balanced") == {"color": method_style("ssp_hard")["color"], "linestyle": "--"}
+
+
+def test_a_study_of_many_methods_is_drawn_one_family_a_figure_with_random_in_each():
+    from kwsprune.plots import MAX_METHODS_PER_FIGURE, _by_family
+
+    few = [{"method": m} for m in ("keep_hard", "ssp_hard_balanced", "random")]
+    assert _by_family(few) == [("", few)]
+    many = [{"method": m} for m in ("keep_hard", "keep_easy", "ssp_hard", "kcenter", "herding", "el2n", "grand",
+                                    "margin", "craig", "glister_balanced", "random")]
+    assert len({r["method"] for r in many}) - 1 > MAX_METHODS_PER_FIGURE
+    parts = dict(_by_family(many))
+    assert list(parts) == ["original", "geometry", "training dynamics", "uncertainty", "gradients"]
+    assert [r["method"] for r in parts["gradients"]] == ["craig", "glister_balanced", "random"]
+    assert all(parts[family][-1]["method"] == "random" for family in parts)

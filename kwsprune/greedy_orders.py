@@ -111,8 +111,10 @@ def d2_order(scores, features, n_neighbors: int = 10, gamma: float = 1.0) -> np.
     """D2 pruning (Maharana et al. ICLR 2024): the clips as a graph of each one's n_neighbors nearest (euclidean on
     L2-normalised embeddings), edges weighted exp(-gamma d). Forward message passing: a clip's score becomes its
     difficulty plus its neighbours' weighted difficulties. Then reverse message passing: pick the highest score,
-    lower each neighbour's by its edge weight times the pick's score, repeat. The paper's defaults: 10
-    neighbours, gamma 1 both ways, 'sum' aggregation."""
+    lower each neighbour's by its edge weight times the pick's score, repeat. 10 neighbours (the authors' code's
+    default), gamma 1 both ways, their 'sum' aggregation; distances on L2-normalised embeddings so that gamma does
+    not depend on the embeddings' scale. The authors also stratify the scores into bins (as CCS) and run this
+    selection within each; here it runs over the whole group."""
     from sklearn.neighbors import NearestNeighbors
 
     unit = l2_normalise(np.asarray(features, dtype=np.float32))

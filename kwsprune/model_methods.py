@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 from scipy.special import softmax
 
-WINDOW = 10  # epochs in a window of dyn_unc and tdds
+WINDOW = 10  # epochs in a window of dyn_unc and tdds: our choice for runs of 30-170 epochs (the papers tune it)
 
 
 def probabilities(last_inputs, weight, bias) -> np.ndarray:
@@ -143,7 +143,7 @@ def gradmatch_order(gram, seed: int) -> np.ndarray:
 
 
 def glister_order(p, last_inputs, labels, valid_last_inputs, valid_labels, weight, bias, rounds: int = 100,
-                  step: float = 0.1) -> np.ndarray:
+                  step: float = 0.1) -> np.ndarray:  # rounds and step: ours, GLISTER's greedy batched for speed
     """GLISTER-ONLINE (Killamsetty et al. 2021) on the output layer: the validation loss's first-order (Taylor)
     gain of a clip is its gradient's inner product with the validation gradient. In `rounds` rounds, take the
     clips of largest gain (n / rounds a round), move the layer by `step` times their mean gradient, and compute

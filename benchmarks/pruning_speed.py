@@ -150,6 +150,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["pooled", "flattened", "mfccs"], choices=("pooled", "flattened", "mfccs"))
     parser.add_argument("--methods", nargs="+", default=EMBEDDING_METHODS, choices=EMBEDDING_METHODS, help="methods of the pooled case")
+    parser.add_argument("--trained", nargs="+", default=TRAINED_METHODS, choices=TRAINED_METHODS,
+                        help="methods of the mfccs case (record: the training record's training)")
     parser.add_argument("--n-clips", type=int, default=85_000)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--frames", type=int, default=49, help="frames per clip in the flattened case")
@@ -167,7 +169,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for case in args.cases:
             if case == "mfccs":
-                path, methods = Path(tmp), TRAINED_METHODS
+                path, methods = Path(tmp), args.trained
                 write_mfccs(path, args.n_clips)
                 shape = f"{args.n_clips} x {MFCC_SHAPE[0]} x {MFCC_SHAPE[1]} float32"
             else:

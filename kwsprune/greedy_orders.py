@@ -107,6 +107,12 @@ def merged_order(parts: list[np.ndarray], orders: list[np.ndarray], gains: list[
     return members[np.lexsort((position, -gain))]
 
 
+def proportional(orders: list[np.ndarray]) -> list[np.ndarray]:
+    """Stand-in gains for merged_order that interleave the parts' orders in proportion to their lengths: every
+    prefix of the merge holds about the same fraction of each part."""
+    return [-(np.arange(len(order)) + 1.0) / len(order) for order in orders]
+
+
 def d2_order(scores, features, n_neighbors: int = 10, gamma: float = 1.0) -> np.ndarray:
     """D2 pruning (Maharana et al. ICLR 2024): the clips as a graph of each one's n_neighbors nearest (euclidean on
     L2-normalised embeddings), edges weighted exp(-gamma d). Forward message passing: a clip's score becomes its

@@ -187,15 +187,17 @@ def _by_order(inputs, balanced, key: str, order_of):
     return inputs.once(key + BALANCED * balanced, ranks)
 
 
-def _by_clusters(inputs, members, order_of):
-    """order_of over `members` at once up to greedy.DENSE_MAX clips; above, within each of their SSP k-means
-    clusters, the clusters' orders interleaved in proportion to their sizes (every prefix about proportional)."""
+def _by_clusters(inputs, members, order_of, by_gain: bool = False):
+    """order_of(clip indices) -> (order, gains) over `members` at once up to greedy.DENSE_MAX clips; above, within
+    each of their SSP k-means clusters, the clusters' orders merged by falling gain (by_gain: a function that sums
+    over the clusters) or interleaved in proportion to their sizes."""
     if len(members) <= greedy.DENSE_MAX:
-        return order_of(members)
+        return order_of(members)[0]
     clusters = inputs.ssp()[0][members]
     parts = [np.flatnonzero(clusters == c) for c in np.unique(clusters)]
-    orders = [order_of(members[part]) for part in parts]
-    return greedy.merged_order(parts, orders, [-(np.arange(len(o)) + 1.0) / len(o) for o in orders])
+    results = [order_of(members[part]) for part in parts]
+    orders = [order for order, _ in results]
+    return greedy.merged_order(parts, orders, [gains for _, gains in results] if by_gain else greedy.proportional(orders))
 
 
 def herding(inputs, ratio, rng, balanced=False):
@@ -203,23 +205,15 @@ def herding(inputs, ratio, rng, balanced=False):
     the picks closest to the mean of all clips; keep the first picks (per class when balanced). O(n^2 d): above
     20,000 clips a group herds within its SSP k-means clusters, interleaved by size."""
     scores = _by_order(inputs, balanced, "herding", lambda members: _by_clusters(
-        inputs, members, lambda part: greedy.herding_order(_rows(inputs, part))))
+        inputs, members, lambda part: (greedy.herding_order(_rows(inputs, part)), None)))
     return _by_score(inputs, scores, ratio, True, balanced)
 
 
 def _submodular(inputs, balanced, name: str, order_of):
-    """A submodular function's greedy order on cosine similarities. Above greedy.DENSE_MAX clips a group is split
-    by its SSP k-means clusters, each chosen apart and the picks merged by falling gain (the greedy order of the
-    function summed over the clusters)."""
-    def order(members):
-        if len(members) <= greedy.DENSE_MAX:
-            return order_of(greedy.similarity(_rows(inputs, members)))[0]
-        clusters = inputs.ssp()[0][members]
-        parts = [np.flatnonzero(clusters == c) for c in np.unique(clusters)]
-        results = [order_of(greedy.similarity(inputs.features[members[part]])) for part in parts]
-        return greedy.merged_order(parts, [r[0] for r in results], [r[1] for r in results])
-
-    return _by_order(inputs, balanced, name, order)
+    """A submodular function's greedy order on cosine similarities; above greedy.DENSE_MAX clips a group is chosen
+    within its SSP k-means clusters, merged by falling gain (the greedy order of the function summed over them)."""
+    return _by_order(inputs, balanced, name, lambda members: _by_clusters(
+        inputs, members, lambda part: order_of(greedy.similarity(_rows(inputs, part))), by_gain=True))
 
 
 def facility_location(inputs, ratio, rng, balanced=False):
@@ -319,7 +313,7 @@ def contextual_diversity(inputs, ratio, rng, balanced=False):
     O(n^2 classes): above 20,000 clips a group is chosen within its SSP k-means clusters, interleaved by size."""
     p = inputs.probabilities()
     scores = _by_order(inputs, balanced, "contextual_diversity", lambda members: _by_clusters(
-        inputs, members, lambda part: mm.kl_center_order(p[part], inputs.seed)))
+        inputs, members, lambda part: (mm.kl_center_order(p[part], inputs.seed), None)))
     return _by_score(inputs, scores, ratio, True, balanced)
 
 
@@ -352,8 +346,7 @@ def gradmatch(inputs, ratio, rng, balanced=False):
     def order(members):
         parts, grams = _per_class_gradients(inputs, members)
         orders = [mm.gradmatch_order(gram, inputs.seed) for gram in grams]
-        shares = [-(np.arange(len(o)) + 1.0) / len(o) for o in orders]  # every prefix about class-proportional
-        return greedy.merged_order(parts, orders, shares)
+        return greedy.merged_order(parts, orders, greedy.proportional(orders))
 
     return _by_score(inputs, _by_order(inputs, balanced, "gradmatch", order), ratio, True, balanced)
 

@@ -107,9 +107,9 @@ def check_list_matches(clips, lists: dict[str, set[str]], root: Path, partial: b
     for split, entries in lists.items():
         unmatched = sorted(entries - names)
         if entries and len(unmatched) == len(entries):
+            example = f", e.g. {min(names)!r}" if names else ""
             raise InputError(f"{root / LIST_FILES[split]}: none of its {len(entries)} entries names a file under {root} "
-                             f"(the first: {unmatched[0]!r}): write paths relative to {root}, e.g. "
-                             f"{sorted(names)[0]!r}")
+                             f"(the first: {unmatched[0]!r}): write paths relative to {root}{example}")
         if unmatched and not partial:
             log.warning("%s: %d entries name no file under %s (the first: %r); those clips are not in any split",
                         root / LIST_FILES[split], len(unmatched), root, unmatched[0])

@@ -149,3 +149,14 @@ def test_copies_within_a_class_and_split_are_counted_and_kept_once_with_drop_dup
     prepare_dataset.main(prepare(tmp_path, source, "--drop-duplicates"))
     names = [name for split in ("train", "valid", "test") for name in rows_and_names(tmp_path, split)[1]]
     assert len(names) == 12 and "one/spk0_nohash_0.wav" in names
+
+
+def test_lists_beside_folders_without_audio_say_so_in_one_line(tmp_path, capsys):
+    source = tmp_path / "words"
+    for word in ("one", "two"):
+        (source / word).mkdir(parents=True)
+    (source / "validation_list.txt").write_text("one/a.wav\n")
+    (source / "testing_list.txt").write_text("two/b.wav\n")
+    line = fail(prepare_dataset.main, ["--data-root", str(tmp_path / "root"), "--source", "folder", "--path",
+                                       str(source), "--split", "lists"], capsys)
+    assert "none of its 1 entries names a file" in line

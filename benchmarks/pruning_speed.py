@@ -85,7 +85,6 @@ def stand_in_scores(labels, seed: int = 0) -> dict:
     n, width = len(labels), 48  # the Tiny CNN's output layer reads 48 values
     return {"el2n": rng.random(n),
             "record": {"true_probability": rng.random((RECORD_EPOCHS, n), dtype=np.float32),
-                       "right": rng.random((RECORD_EPOCHS, n)) > 0.5,
                        "change": rng.random((RECORD_EPOCHS, n), dtype=np.float32),
                        "train_last_inputs": rng.random((n, width), dtype=np.float32),
                        "valid_last_inputs": rng.random((max(N_CLASSES, n // 8), width), dtype=np.float32),

@@ -57,8 +57,7 @@ def _refuse_bad_names(clips, skip: bool, source) -> tuple[list, list[str]]:
                          f"hold ({len(bad)} such files): rename them, or pass --skip-bad-files to leave them out")
     if bad:
         log.warning("skipped %d files whose names cannot be listed one a line, the first: %s", len(bad), ascii(bad[0][0].relpath))
-    names = {id(clip) for clip, _ in bad}
-    return [clip for clip in clips if id(clip) not in names], [f"{ascii(clip.relpath)}\tits name {why}\n" for clip, why in bad]
+    return _leave_out(clips, [(clip, f"{ascii(clip.relpath)}\tits name {why}\n") for clip, why in bad])
 
 
 def _refuse_copies(clips, drop: bool, source, threads: int) -> tuple[list, list[str]]:
@@ -89,8 +88,13 @@ def _refuse_copies(clips, drop: bool, source, threads: int) -> tuple[list, list[
     dropped = [(clip, f"byte-identical copies across classes or splits: {describe(group)}")
                for group in spanning for clip in group]
     dropped += [(clip, f"a byte-identical copy of {group[0].relpath}, which is kept") for group in within for clip in group[1:]]
-    left_out = {id(clip) for clip, _ in dropped}
-    return [clip for clip in clips if id(clip) not in left_out], [f"{clip.relpath}\t{why}\n" for clip, why in dropped]
+    return _leave_out(clips, [(clip, f"{clip.relpath}\t{why}\n") for clip, why in dropped])
+
+
+def _leave_out(clips, dropped: list[tuple]) -> tuple[list, list[str]]:
+    """(the clips not in `dropped`, the skipped_files.txt line of each that is): dropped holds (clip, line)."""
+    gone = {id(clip) for clip, _ in dropped}
+    return [clip for clip in clips if id(clip) not in gone], [line for _, line in dropped]
 
 
 def drop_bad_clips(clips, load, threads: int = 4) -> tuple[list, list[str]]:
@@ -281,7 +285,6 @@ def prepare_dataset(
             return import_arrays(path, staging, params, how, command)
     else:
         raise InputError(f"unknown --source {source!r}: choose one of {', '.join(SOURCES)}")
-    skipped = []
     clips, skipped = _refuse_bad_names(clips, skip_bad_files, path)
     clips, copies_left_out = _refuse_copies(clips, drop_duplicates, path, threads)
     if drop_duplicates:

@@ -106,7 +106,12 @@ def gradient_factors(p, last_inputs, labels) -> tuple[np.ndarray, np.ndarray]:
     """The two factors of each clip's output-layer gradient: p - onehot(y) (n, classes) and [h, 1] (n, width + 1)."""
     error = p.copy()
     error[np.arange(len(labels)), np.asarray(labels)] -= 1.0
-    return error, np.hstack([np.asarray(last_inputs, np.float64), np.ones((len(p), 1))])
+    return error, _with_bias(last_inputs)
+
+
+def _with_bias(last_inputs) -> np.ndarray:
+    """[h, 1] of each clip, (n, width + 1) float64: what the output layer's weights and bias multiply."""
+    return np.hstack([np.asarray(last_inputs, np.float64), np.ones((len(last_inputs), 1))])
 
 
 def gradient_gram(error, extended) -> np.ndarray:
@@ -149,7 +154,7 @@ def glister_order(p, last_inputs, labels, valid_last_inputs, valid_labels, weigh
     clips of largest gain (n / rounds a round), move the layer by `step` times their mean gradient, and compute
     the validation gradient again. The clips in the order taken."""
     error, extended = gradient_factors(p, last_inputs, labels)
-    valid_extended = np.hstack([np.asarray(valid_last_inputs, np.float64), np.ones((len(valid_labels), 1))])
+    valid_extended = _with_bias(valid_last_inputs)
     layer = np.vstack([weight, bias[None, :]]).astype(np.float64)  # (width + 1, classes)
     n = len(p)
     free = np.ones(n, bool)

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from kwsprune.models import architecture
-
 from kwsprune.training import TrainConfig, fit, last_layer_inputs, predict_proba
 
 EL2N_EPOCHS = 10  # "a few epochs" of the original's 170-epoch recipe
@@ -37,8 +36,13 @@ def el2n_scores(x_train, y_train, x_valid, y_valid, n_classes: int, seed: int, e
     training on all clips, averaged over `n_models` initialisations. High = hard. (n,) float64. early: the
     early_training already made, else it is trained now."""
     early = early or early_training(x_train, y_train, x_valid, y_valid, n_classes, seed, epochs, n_models, config, device)
+    return _errors(early, y_train, n_classes).mean(axis=1)
+
+
+def _errors(early: dict, y_train, n_classes: int) -> np.ndarray:
+    """|| softmax - onehot(y) ||_2 of every clip under each early model, (n, models)."""
     onehot = np.eye(n_classes)[np.asarray(y_train)][:, None, :]
-    return np.linalg.norm(early["probabilities"] - onehot, axis=2).mean(axis=1)
+    return np.linalg.norm(early["probabilities"] - onehot, axis=2)
 
 
 def grand_scores(x_train, y_train, x_valid, y_valid, n_classes: int, seed: int, epochs: int = EL2N_EPOCHS,
@@ -49,10 +53,8 @@ def grand_scores(x_train, y_train, x_valid, y_valid, n_classes: int, seed: int, 
     with respect to its weights and bias is (softmax - onehot) times [input, 1], whose norm is ||softmax - onehot||
     times sqrt(||input||^2 + 1). High = hard. (n,) float64."""
     early = early or early_training(x_train, y_train, x_valid, y_valid, n_classes, seed, epochs, n_models, config, device)
-    onehot = np.eye(n_classes)[np.asarray(y_train)][:, None, :]
-    error = np.linalg.norm(early["probabilities"] - onehot, axis=2)
     size = np.sqrt((early["last_inputs"].astype(np.float64) ** 2).sum(axis=2) + 1.0)
-    return (error * size).mean(axis=1)
+    return (_errors(early, y_train, n_classes) * size).mean(axis=1)
 
 
 def forgetting_scores(x_train, y_train, x_valid, y_valid, n_classes: int, seed: int,
@@ -81,15 +83,15 @@ def forgetting_scores(x_train, y_train, x_valid, y_valid, n_classes: int, seed: 
     return scores
 
 
-RECORD_ARRAYS = ("true_probability", "right", "change", "train_last_inputs", "valid_last_inputs", "last_weight",
+RECORD_ARRAYS = ("true_probability", "change", "train_last_inputs", "valid_last_inputs", "last_weight",
                  "last_bias", "valid_labels")
 
 
 def training_record(x_train, y_train, x_valid, y_valid, n_classes: int, seed: int, config: TrainConfig = SCORE_CONFIG,
                     device: str = "cpu") -> dict:
     """One Tiny CNN trained on every clip with the full recipe (early stopping included), recorded: per epoch and
-    clip, from the training pass in which the clip came up, the softmax probability of its label, whether it was
-    classified right and how far its softmax moved since its last epoch (KL(p_t || p_t-1); 0 at the first), each
+    clip, from the training pass in which the clip came up, the softmax probability of its label and how far its
+    softmax moved since its last epoch (KL(p_t || p_t-1); 0 at the first), each
     (epochs, n); and, with the best weights, the output layer's inputs for training and validation clips, its
     weights (width, classes) and bias (classes,), and the validation labels. The uncertainty, decision-boundary
     and gradient methods read it, so adding one costs scoring, not training."""
@@ -97,14 +99,13 @@ def training_record(x_train, y_train, x_valid, y_valid, n_classes: int, seed: in
     labels = torch.as_tensor(np.asarray(y_train), dtype=torch.long, device=device)
     previous = torch.zeros((n, n_classes), device=device)
     seen = torch.zeros(n, dtype=torch.bool, device=device)
-    epoch_arrays = {name: torch.zeros(n, device=device) for name in ("true_probability", "right", "change")}
+    epoch_arrays = {name: torch.zeros(n, device=device) for name in ("true_probability", "change")}
     per_epoch = {name: [] for name in epoch_arrays}
 
     def count(models, clips, logits):
         clips = clips[0]  # one model
         probabilities = torch.softmax(logits[:, 0].float(), dim=-1)
         epoch_arrays["true_probability"][clips] = probabilities.gather(1, labels[clips, None])[:, 0]
-        epoch_arrays["right"][clips] = (probabilities.argmax(dim=-1) == labels[clips]).float()
         before = previous[clips].clamp_min(1e-12)
         moved = (probabilities * (probabilities.clamp_min(1e-12).log() - before.log())).sum(dim=-1)
         epoch_arrays["change"][clips] = torch.where(seen[clips], moved, torch.zeros_like(moved))
@@ -118,7 +119,6 @@ def training_record(x_train, y_train, x_valid, y_valid, n_classes: int, seed: in
                      on_batch=count, on_epoch=close_epoch)
     last = len(architecture(config.model).dropout) - 1
     return {"true_probability": np.stack(per_epoch["true_probability"]).astype(np.float32),
-            "right": np.stack(per_epoch["right"]).astype(bool),
             "change": np.stack(per_epoch["change"]).astype(np.float32),
             "train_last_inputs": last_layer_inputs(config.model, best, x_train)[:, 0],
             "valid_last_inputs": last_layer_inputs(config.model, best, x_valid)[:, 0],

@@ -78,7 +78,7 @@ def test_kcenter_rounds_of_many_picks_give_the_one_at_a_time_order():
 def fake_record(rng, labels, n_classes=3, epochs=14, width=5, n_valid=12) -> dict:
     """A training record (kwsprune.model_scores.training_record) of the right shapes, as if a model had trained."""
     n = len(labels)
-    return {"true_probability": rng.random((epochs, n)).astype(np.float32), "right": rng.random((epochs, n)) > 0.5,
+    return {"true_probability": rng.random((epochs, n)).astype(np.float32),
             "change": rng.random((epochs, n)).astype(np.float32),
             "train_last_inputs": rng.standard_normal((n, width)).astype(np.float32),
             "valid_last_inputs": rng.standard_normal((n_valid, width)).astype(np.float32),

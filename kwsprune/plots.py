@@ -17,7 +17,7 @@ from scipy import stats  # noqa: E402
 
 from kwsprune.artefacts import check_writable, write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
-from kwsprune.methods import BALANCED, FAMILIES, METHODS, method_name  # noqa: E402
+from kwsprune.methods import BALANCED, FAMILIES, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
 from kwsprune.results import (WHOLE_SET, current_inputs, describe_set_aside, describe_study, read_runs,  # noqa: E402
                               set_aside, studies, study_id)
@@ -59,14 +59,21 @@ def flag_of(rows) -> str:
     return verdict([float(row["test_acc"]) for row in rows], int(rows[0]["n_test"]), float(rows[0]["chance"]))
 
 
-def method_style(method: str) -> dict:
-    """Line style of a method: one colour per registered method (random in black), dashed when class-balanced."""
-    base = method.removesuffix(BALANCED)
-    # 40 distinct colours: tab10, its light shades, then tab20b's four shades of five hues
-    palette = plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2] + plt.get_cmap("tab20b").colors
-    others = [m for m in METHODS if m != "random"]
-    colour = "black" if base == "random" else palette[(others.index(base) if base in others else len(others)) % len(palette)]
-    return {"color": colour, "linestyle": "--" if method.endswith(BALANCED) else "-"}
+def figure_colours(rows) -> dict[str, tuple | str]:
+    """A colour per method drawn in one figure, each told apart from the others: up to nine take tab10's distinct
+    colours less its grey (the chance line's), in the order of their names; more take a 40-colour palette. Random is
+    black, and a method's class-balanced variant shares its colour."""
+    bases = sorted({r["method"].removesuffix(BALANCED) for r in rows} - {"random"})
+    distinct = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]
+    # 40 colours: tab10, its light shades, then tab20b's four shades of five hues
+    palette = distinct if len(bases) <= len(distinct) else (
+        plt.get_cmap("tab10").colors + plt.get_cmap("tab20").colors[1::2] + plt.get_cmap("tab20b").colors)
+    return {"random": "black"} | {base: palette[i % len(palette)] for i, base in enumerate(bases)}
+
+
+def method_style(method: str, colours: dict) -> dict:
+    """Line style of a method in a figure of figure_colours: its colour, dashed when class-balanced."""
+    return {"color": colours[method.removesuffix(BALANCED)], "linestyle": "--" if method.endswith(BALANCED) else "-"}
 
 
 def _save(fig, folder, name):
@@ -154,9 +161,10 @@ def _lines(view_rows, key, xlabel, verdicts, several_k, view):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     # against N, a line per method and ratio; against the fraction kept, the ratios are the line's points
     lines = sorted(group(view_rows, key, by_ratio=view == "n").items(), key=str)
+    colours = figure_colours(view_rows)
     for (method, ratio, k), by_x in lines:
         xs = sorted(by_x)
-        style = method_style(method)
+        style = method_style(method, colours)
         label = _label(method, ratio, k, view, several_k)
         for ax, metric, top in zip(axes, ("test_acc", "test_loss"), (1.0, np.inf)):
             means, halves = zip(*(mean_ci([float(r[metric]) for r in by_x[x]]) for x in xs))
@@ -181,9 +189,10 @@ def _side_by_side(view_rows, key, xlabel, x, verdicts, several_k, view):
     configs = sorted(group(view_rows, key, by_ratio=True).items(),
                      key=lambda item: (item[0][0] != "random", item[0][0], str(item[0][1:])))
     names = []
+    colours = figure_colours(view_rows)
     for position, ((method, ratio, k), by_x) in enumerate(configs):
         members = [r for rs in by_x.values() for r in rs]
-        style = method_style(method)
+        style = method_style(method, colours)
         first = members[0]
         at_chance = flag_of(members) == "CHANCE"
         for ax, metric in zip(axes, ("test_acc", "test_loss")):

@@ -210,13 +210,19 @@ def test_the_every_model_trains_in_the_sweep(fresh_features_root):
         assert row["model"] == model and row["epochs"] == "2"
 
 
-def test_every_method_has_its_own_colour_and_its_balanced_variant_is_dashed():
-    from kwsprune.methods import METHODS
-    from kwsprune.plots import method_style
+def test_the_methods_of_a_figure_have_colours_told_apart_and_a_balanced_variant_is_dashed():
+    import matplotlib.pyplot as plt
 
-    colours = [method_style(m)["color"] for m in METHODS]
-    assert len(set(colours)) == len(METHODS) and method_style("random")["color"] == "black"
-    assert method_style("ssp_hard_balanced") == {"color": method_style("ssp_hard")["color"], "linestyle": "--"}
+    from kwsprune.methods import FAMILIES, METHODS
+    from kwsprune.plots import figure_colours, method_style
+
+    family = [{"method": m} for m in (*FAMILIES["uncertainty"], "entropy_balanced", "random")]
+    colours = figure_colours(family)
+    assert len(set(colours.values())) == len(colours) and colours["random"] == "black"
+    assert plt.get_cmap("tab10").colors[7] not in colours.values()  # grey is the chance line's
+    assert method_style("entropy_balanced", colours) == {"color": colours["entropy"], "linestyle": "--"}
+    every = figure_colours([{"method": m} for m in METHODS])
+    assert len(set(every.values())) == len(METHODS)
 
 
 def test_a_study_of_many_methods_is_drawn_one_family_a_figure_with_random_in_each():

@@ -449,23 +449,23 @@ def restored(best: dict, last: dict, stopped: np.ndarray, policy: str) -> dict:
             for name in best}
 
 
-def last_layer_inputs(model: str, params: dict, x) -> np.ndarray:
-    """What the output layer of every model reads for MFCCs x (n, 99, 32): (n, n_models, width) float32, eval mode.
-    The logits are these times dense{last}.weight plus its bias."""
+def _over_chunks(params: dict, x, one_pass) -> np.ndarray:
+    """one_pass(a chunk of x as a tensor) -> array, over MFCCs x (n, 99, 32) in evaluation chunks without autograd,
+    concatenated."""
     reference = params["conv0.weight"]
     x = torch.as_tensor(x, dtype=reference.dtype, device=reference.device)
     chunk = eval_chunk(_n_models(params), x)
     with torch.no_grad():
-        return np.concatenate([_forward(model, params, x[start:start + chunk], last_input=True).float().cpu().numpy()
-                               for start in range(0, len(x), chunk)])
+        return np.concatenate([one_pass(x[start:start + chunk]) for start in range(0, len(x), chunk)])
+
+
+def last_layer_inputs(model: str, params: dict, x) -> np.ndarray:
+    """What the output layer of every model reads for MFCCs x (n, 99, 32): (n, n_models, width) float32, eval mode.
+    The logits are these times dense{last}.weight plus its bias."""
+    return _over_chunks(params, x, lambda xb: _forward(model, params, xb, last_input=True).float().cpu().numpy())
 
 
 def predict_proba(model: str, params: dict, x) -> np.ndarray:
     """Softmax outputs (n, n_models, n_classes) of every model for MFCCs x (n, 99, 32)."""
-    reference = params["conv0.weight"]
-    x = torch.as_tensor(x, dtype=reference.dtype, device=reference.device)
-    chunk = eval_chunk(_n_models(params), x)
-    with torch.no_grad():
-        return np.concatenate([torch.softmax(forward(model, params, x[start:start + chunk]), dim=-1).cpu().numpy()
-                               for start in range(0, len(x), chunk)])
+    return _over_chunks(params, x, lambda xb: torch.softmax(forward(model, params, xb), dim=-1).cpu().numpy())
 

@@ -1,4 +1,4 @@
-"""Step 1: one embedding per training clip from a pretrained speech model, into wav2vec_features/.
+"""Step 1: one embedding per clip of every split from a pretrained speech model, into wav2vec_features/.
 
 Two kinds of model give `(n_clips, n_frames, dim)` frames, then pooled to one row per clip:
 - any checkpoint `transformers` loads with AutoModel/AutoFeatureExtractor (wav2vec 2.0, HuBERT, WavLM,
@@ -6,9 +6,13 @@ Two kinds of model give `(n_clips, n_frames, dim)` frames, then pooled to one ro
 - `speech-embedding`: Google's pretrained speech_embedding network, shipped as TFLite in the
   pyopen-wakeword wheel: 32 mel bands every 10 ms, one 96-d vector per 76-frame window, step 8
   (3 x 96 per second). Offline and fast on a CPU.
+
+A clip's embedding is the model's output for that clip alone, whatever --batch-size: the training clips'
+feed the pruning methods, and every split's feeds the heads trained on frozen embeddings.
 """
 
 import ctypes
+import importlib.metadata
 import logging
 import os
 import socket
@@ -18,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, open_output, recorded_sha, staged,
-                                verify_file, write_manifest)
+from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, open_output, read_manifest,
+                                recorded_sha, rerun, staged, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import pick_device
-from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, FEATURES_FILE, SAMPLE_RATE, clips_file, step_dir
+from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, SAMPLE_RATE, SPLITS, clips_file, features_file, step_dir
 from kwsprune.validation import InputError, check_waveforms
 
 log = logging.getLogger(__name__)
@@ -76,15 +80,16 @@ def open_transformers_model(name: str, device: str, layer: int | None):
         hidden = out.last_hidden_state if layer is None else out.hidden_states[layer]
         return hidden.float().cpu().numpy()
 
-    description = {"model": name, "model_type": model.config.model_type, "transformers": transformers.__version__}
+    description = {"model": name, "model_type": model.config.model_type, "transformers": transformers.__version__,
+                   "torch": torch.__version__, "device": device}
     return embed, description
 
 
 def open_speech_embedding():
     """Google's speech_embedding (TFLite, from pyopen-wakeword); return `embed` and its description.
 
-    Each clip goes through the mel model whole and every 76-frame window through the embedding model in
-    one batch, unlike the wheel's streaming API, which pretends 8 s of silence came before the clip.
+    Each clip goes through the mel model whole and its 76-frame windows through the embedding model, alone,
+    unlike the wheel's streaming API, which pretends 8 s of silence came before the clip.
     """
     try:
         from pyopen_wakeword import OpenWakeWordFeatures
@@ -108,18 +113,23 @@ def open_speech_embedding():
         lib.TfLiteTensorCopyToBuffer(target, out.ctypes.data_as(ctypes.c_void_p), out.nbytes)
         return out
 
-    def embed(batch: np.ndarray) -> np.ndarray:
+    def embed_clip(clip: np.ndarray) -> np.ndarray:
         # the model was trained on int16-scaled samples, and its embedding input on mel/10 + 2
-        mels = run(tflite.mel_interpreter, np.asarray(batch, np.float32) * 32767)[:, 0] / 10 + 2
-        n_windows = (mels.shape[1] - _WINDOW) // _STEP + 1
+        mels = run(tflite.mel_interpreter, clip[None] * 32767)[0, 0] / 10 + 2
+        n_windows = (len(mels) - _WINDOW) // _STEP + 1
         if n_windows < 1:
-            raise InputError(f"clips of {batch.shape[1]} samples are too short for speech-embedding (needs 0.79 s)")
-        windows = np.lib.stride_tricks.sliding_window_view(mels, _WINDOW, axis=1)[:, ::_STEP][:, :n_windows]
-        windows = windows.transpose(0, 1, 3, 2).reshape(-1, _WINDOW, _MEL_BANDS, 1)
-        return run(tflite.emb_interpreter, windows).reshape(len(batch), n_windows, _EMB_DIM)
+            raise InputError(f"clips of {len(clip)} samples are too short for speech-embedding (needs 0.79 s)")
+        windows = np.lib.stride_tricks.sliding_window_view(mels, _WINDOW, axis=0)[::_STEP][:n_windows]
+        return run(tflite.emb_interpreter, windows.transpose(0, 2, 1)[..., None]).reshape(n_windows, _EMB_DIM)
+
+    def embed(batch: np.ndarray) -> np.ndarray:
+        # clip by clip: the mel model resized to a batch returns other frames for every clip but the first, and
+        # the embedding model rounds differently with its batch; alone, a clip's vectors never depend on its batch
+        return np.stack([embed_clip(np.asarray(clip, np.float32)) for clip in batch])
 
     embed.keepalive = tflite  # the interpreters live as long as `embed`
-    return embed, {"model": SPEECH_EMBEDDING, "model_type": "google speech_embedding (pyopen-wakeword TFLite)"}
+    return embed, {"model": SPEECH_EMBEDDING, "model_type": "google speech_embedding (pyopen-wakeword TFLite)",
+                   "pyopen_wakeword": importlib.metadata.version("pyopen-wakeword")}
 
 
 def pool(frames: np.ndarray, pooling: str) -> np.ndarray:
@@ -133,16 +143,19 @@ def pool(frames: np.ndarray, pooling: str) -> np.ndarray:
 
 def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean", batch_size=32,
                        device="auto", dtype="float32") -> dict:
-    """Step 1: `wav2vec_features/train_features.npy` (n_train, dim) from the training clips, with a manifest."""
+    """Step 1: `wav2vec_features/{split}_features.npy` (n, dim) for every split, with a manifest. batch_size sets
+    how many clips go through the model at once (speed and memory), never a clip's embedding."""
     if pooling not in POOLINGS:
         raise InputError(f"unknown --pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
     if dtype not in ("float16", "float32"):
         raise InputError(f"--dtype {dtype!r}: choose float16 or float32")
     dataset_dir, out_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
     check_writable(out_dir)
-    clips_sha = verify_file(dataset_dir, clips_file("train"), DATASET_MADE_BY)
-    x = np.load(dataset_dir / clips_file("train"), mmap_mode="r")
-    check_waveforms(x, str(dataset_dir / clips_file("train")))
+    inputs = {input_key(dataset_dir, clips_file(split)): verify_file(dataset_dir, clips_file(split), DATASET_MADE_BY)
+              for split in SPLITS}
+    clips = {split: np.load(dataset_dir / clips_file(split), mmap_mode="r") for split in SPLITS}
+    for split, x in clips.items():
+        check_waveforms(x, str(dataset_dir / clips_file(split)))
     if model == SPEECH_EMBEDDING:
         if layer is not None:
             raise InputError(f"--layer {layer}: speech-embedding gives one layer only; drop --layer")
@@ -150,34 +163,41 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     else:
         embed, description = open_transformers_model(model, pick_device(device), layer)
     with staged(out_dir, replaces_listed=True) as staging:
-        out = None
-        for start in tqdm(range(0, len(x), batch_size), desc="embeddings", unit="batch"):
-            frames = embed(np.asarray(x[start:start + batch_size]))
-            if out is None:
-                frame_shape = frames.shape[1:]
-                out = open_output(staging / FEATURES_FILE, dtype, (len(x), *pool(frames, pooling).shape[1:]))
-            out[start:start + len(frames)] = pool(frames, pooling)
-        out.flush()
-        del out
+        for split, x in clips.items():
+            out = None
+            for start in tqdm(range(0, len(x), batch_size), desc=f"{split} embeddings", unit="batch"):
+                frames = embed(np.asarray(x[start:start + batch_size]))
+                if out is None:
+                    frame_shape = frames.shape[1:]
+                    out = open_output(staging / features_file(split), dtype, (len(x), *pool(frames, pooling).shape[1:]))
+                out[start:start + len(frames)] = pool(frames, pooling)
+            out.flush()
+            del out
         params = {**description, "layer": "last" if layer is None else layer, "pooling": pooling, "dtype": dtype,
-                  "frames": int(frame_shape[0]), "dim": int(frame_shape[1])}
-        inputs = {input_key(dataset_dir, clips_file("train")): clips_sha}
+                  "frames": int(frame_shape[0]), "dim": int(frame_shape[1]), "clip_samples": int(clips["train"].shape[1]),
+                  "batch_size": batch_size, "clips_alone": True}
         command = command_line(MADE_BY, data_root, {"--model": model, "--layer": layer, "--pooling": pooling,
                                                     "--dtype": dtype})
-        return write_manifest(staging, "extract_embeddings", params, inputs, [FEATURES_FILE], command=command)
+        return write_manifest(staging, "extract_embeddings", params, inputs, [features_file(s) for s in SPLITS],
+                              command=command)
 
 
-def features_sha(data_root, read: bool = False) -> str:
-    """sha256 of the embeddings; refused if they were computed from other clips than Dataset_as_Numpy holds now
-    (compared by the manifests). read=True also checks the file itself against its manifest (it hashes it):
+def features_sha(data_root, read: bool = False, split: str = "train") -> str:
+    """sha256 of one split's embeddings; refused if they were computed from other clips than Dataset_as_Numpy holds
+    now (compared by the manifests). read=True also checks the file itself against its manifest (it hashes it):
     for steps that read the embeddings, not for those that only need to know which ones they are."""
     dataset_dir, features_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, EMBEDDINGS_DIR)
-    name = clips_file("train")
+    name = clips_file(split)
     check_computed_from(features_dir, MADE_BY, dataset_dir, name, recorded_sha(dataset_dir, name, DATASET_MADE_BY))
-    return verify_file(features_dir, FEATURES_FILE, MADE_BY) if read else recorded_sha(features_dir, FEATURES_FILE, MADE_BY)
+    if split != "train" and features_file(split) not in read_manifest(features_dir, MADE_BY)["files"]:
+        raise InputError(f"{features_dir} holds embeddings of the training clips only (an older kwsprune made it), and "
+                         f"a head needs every split's: {rerun(features_dir, MADE_BY)}")
+    if read:
+        return verify_file(features_dir, features_file(split), MADE_BY)
+    return recorded_sha(features_dir, features_file(split), MADE_BY)
 
 
-def load_features(data_root) -> np.ndarray:
-    """The training clips' embeddings (n_train, dim), memory-mapped, checked against their manifest and the clips."""
-    features_sha(data_root, read=True)
-    return np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")
+def load_features(data_root, split: str = "train") -> np.ndarray:
+    """One split's embeddings (n, dim), memory-mapped, checked against their manifest and the clips."""
+    features_sha(data_root, read=True, split=split)
+    return np.load(step_dir(data_root, EMBEDDINGS_DIR) / features_file(split), mmap_mode="r")

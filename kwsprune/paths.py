@@ -15,7 +15,6 @@ SPLITS = ("train", "valid", "test")
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000  # one second at SAMPLE_RATE
 MANIFEST = "manifest.json"
-FEATURES_FILE = "train_features.npy"
 RUNS_FILE = "runs.csv"
 LABELS_FILE = "labels.json"
 
@@ -42,6 +41,14 @@ def labels_file(split: str) -> str:
 
 def mfcc_file(split: str) -> str:
     return f"{split}_MFCCs.npy"
+
+
+def features_file(split: str) -> str:
+    """Embeddings of one split, in wav2vec_features/."""
+    return f"{split}_features.npy"
+
+
+FEATURES_FILE = features_file("train")  # what the pruning methods read
 
 
 def pruning_folder(k: int, n_init: int, seed: int, pca: int | None = None) -> str:

@@ -25,8 +25,61 @@ def tiny_wav2vec2(tmp_path_factory):
     return folder
 
 
-def features(root):
-    return np.load(root / "wav2vec_features" / "train_features.npy")
+def features(root, split="train"):
+    return np.load(root / "wav2vec_features" / f"{split}_features.npy")
+
+
+@pytest.fixture(scope="module")
+def speech_commands_root(speech_commands_dir, tmp_path_factory):
+    """The 300 real Speech Commands clips in a data root of their own (steps 0 only), shared read-only."""
+    root = tmp_path_factory.mktemp("speech_commands") / "root"
+    prepare_dataset.main(["--data-root", str(root), "--source", "speech_commands", "--path", str(speech_commands_dir),
+                          "--words", "all"])
+    return root
+
+
+def embeddings_by_batch(root, tmp_path, model, batch_sizes) -> dict:
+    """{batch size: {split: embeddings}} of real clips, each batch size extracted into its own copy of root."""
+    import shutil
+
+    out = {}
+    for batch_size in batch_sizes:
+        copy = tmp_path / f"batch{batch_size}"
+        shutil.copytree(root, copy)
+        extract_embeddings.main(["--data-root", str(copy), "--model", model, "--batch-size", str(batch_size),
+                                 "--device", "cpu"])
+        out[batch_size] = {split: features(copy, split) for split in ("train", "valid", "test")}
+    return out
+
+
+def test_speech_embedding_of_a_clip_does_not_depend_on_its_batch(speech_commands_root, tmp_path):
+    """Real speech: every clip of every split gets the same vectors, to the bit, whatever the batch it went in."""
+    by_batch = embeddings_by_batch(speech_commands_root, tmp_path, "speech-embedding", (1, 3, 8, 32))
+    for batch_size in (3, 8, 32):
+        for split, alone in by_batch[1].items():
+            np.testing.assert_array_equal(by_batch[batch_size][split], alone, err_msg=f"{split}, batch {batch_size}")
+    assert np.abs(by_batch[1]["train"]).max() > 1  # real vectors, not zeros
+    manifest = read_manifest(tmp_path / "batch32" / "wav2vec_features", "extract_embeddings.py")
+    assert manifest["params"]["clips_alone"] and manifest["params"]["batch_size"] == 32
+    assert manifest["params"]["pyopen_wakeword"] == "1.1.0"
+    assert set(manifest["files"]) == {"train_features.npy", "valid_features.npy", "test_features.npy"}
+
+
+def test_a_transformers_model_embeds_each_clip_as_it_would_alone(speech_commands_root, tiny_wav2vec2, tmp_path):
+    """Real speech through a tiny local wav2vec 2.0: at every batch size, each clip's mean frame is the model's output
+    for that clip alone, to float32 rounding."""
+    from transformers import Wav2Vec2Model
+
+    by_batch = embeddings_by_batch(speech_commands_root, tmp_path, str(tiny_wav2vec2), (1, 3, 8, 32))
+    model = Wav2Vec2Model.from_pretrained(tiny_wav2vec2).eval()
+    clips = np.load(speech_commands_root / "Dataset_as_Numpy" / "valid_x.npy")
+    with torch.no_grad():
+        alone = np.stack([model(((clip - clip.mean()) / torch.sqrt(clip.var(unbiased=False) + 1e-7))[None])
+                          .last_hidden_state.mean(dim=1)[0].numpy() for clip in torch.from_numpy(clips)])
+    for batch_size, out in by_batch.items():
+        np.testing.assert_allclose(out["valid"], alone, rtol=1e-5, atol=1e-5, err_msg=f"batch {batch_size}")
+    manifest = read_manifest(tmp_path / "batch8" / "wav2vec_features", "extract_embeddings.py")
+    assert manifest["params"]["device"] == "cpu" and manifest["params"]["torch"] == torch.__version__
 
 
 def test_wav2vec2_mean_pooling_matches_the_model_run_by_hand(fresh_demo_root, tiny_wav2vec2):
@@ -88,6 +141,20 @@ def test_a_model_that_cannot_be_loaded_says_how_to_get_it(fresh_demo_root, tmp_p
     message = capsys.readouterr().err.strip()
     assert "could not load model" in message and "save_pretrained" in message and len(message.splitlines()) == 1
     assert not (fresh_demo_root / "wav2vec_features" / "train_features.npy").exists()
+
+
+def test_embeddings_of_the_training_clips_alone_are_refused_for_other_splits(fresh_demo_root):
+    """An older kwsprune embedded the training clips only: the pruning still reads them, a head is told what to run."""
+    import json
+
+    extract_embeddings.main(["--data-root", str(fresh_demo_root), "--model", "speech-embedding"])
+    manifest_path = fresh_demo_root / "wav2vec_features" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"] = {"train_features.npy": manifest["files"]["train_features.npy"]}
+    manifest_path.write_text(json.dumps(manifest))
+    assert load_features(fresh_demo_root).shape[1] == 96
+    with pytest.raises(InputError, match="training clips only .* re-run python extract_embeddings.py"):
+        load_features(fresh_demo_root, "test")
 
 
 def test_features_from_other_clips_are_refused(fresh_demo_root):

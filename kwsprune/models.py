@@ -1,4 +1,9 @@
-"""The original's three CNNs on (99, 32) MFCCs, as layer lists that both training engines build from.
+"""Every model kwsprune trains, in one registry (MODELS), and the original's three CNNs on (99, 32) MFCCs.
+
+Three families: the original's CNNs ("cnn", trained by kwsprune.training's engine from these layer lists, which
+the Keras engine builds from too); keyword-spotting networks of the literature ("kws", kwsprune.networks),
+trained from scratch by the same engine; and heads on a frozen pretrained speech model's embeddings ("head",
+kwsprune.heads). Adding a model is one entry here (and its builder in its family's module).
 
 The original's Classification_pruning.py trains "Tiny" and keeps "Smallest" and "LeNet" commented out
 beside it. Every convolution is followed by ReLU and 2 x 2 average pooling; after flattening come ReLU
@@ -9,6 +14,36 @@ from dataclasses import dataclass
 
 from kwsprune.validation import InputError
 
+FAMILIES = ("cnn", "kws", "head")
+INPUTS = ("mfcc", "logmel", "embeddings")  # what a model reads: MFCCs/ (--features mfcc or logmel), or wav2vec_features/
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    family: str  # one of FAMILIES
+    inputs: str  # one of INPUTS
+    recipe: str  # the recipe it trains with unless --recipe names another (kwsprune.training.RECIPES)
+    about: str   # where it comes from, in a line
+
+
+MODELS = {
+    "tiny": ModelSpec("cnn", "mfcc", "kwsprune", "the original's Tiny CNN (2,206 weights for 10 classes)"),
+    "smallest": ModelSpec("cnn", "mfcc", "kwsprune", "the original's Smallest CNN"),
+    "lenet": ModelSpec("cnn", "mfcc", "kwsprune", "the original's LeNet"),
+    "ds-cnn-s": ModelSpec("kws", "mfcc", "ds-cnn", "DS-CNN small, Zhang et al. 2017 (Hello Edge), 64 channels"),
+    "ds-cnn-m": ModelSpec("kws", "mfcc", "ds-cnn", "DS-CNN medium, Zhang et al. 2017 (Hello Edge), 172 channels"),
+    "bc-resnet-1": ModelSpec("kws", "logmel", "bc-resnet", "BC-ResNet-1, Kim et al. 2021, on 40 log-mel bands"),
+    "bc-resnet-3": ModelSpec("kws", "logmel", "bc-resnet", "BC-ResNet-3, Kim et al. 2021, on 40 log-mel bands"),
+    "logreg": ModelSpec("head", "embeddings", "head", "logistic regression on frozen embeddings (standardised, C = 1)"),
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The registry's entry of --model name; an unknown name is refused with the valid ones."""
+    if name not in MODELS:
+        raise InputError(f"--model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -17,7 +52,7 @@ class Architecture:
     dropout: tuple  # per dense layer, hidden ones then the output: is dropout applied to its input?
 
 
-MODELS = {
+CNNS = {
     "tiny": Architecture(((1, 4, (2, 2)), (4, 8, (2, 2)), (8, 8, (4, 2)), (8, 16, (4, 2))), (), (True,)),
     "smallest": Architecture(((1, 3, (2, 2)), (3, 8, (5, 3)), (8, 16, (5, 3))), (84,), (False, True)),
     "lenet": Architecture(((1, 6, (2, 2)), (6, 16, (5, 3))), (120, 84), (False, True, True)),
@@ -25,9 +60,10 @@ MODELS = {
 
 
 def architecture(name: str) -> Architecture:
-    if name not in MODELS:
-        raise InputError(f"--model {name!r}: choose one of {', '.join(MODELS)}")
-    return MODELS[name]
+    """The layers of one of the original's CNNs."""
+    if name not in CNNS:
+        raise InputError(f"--model {name!r} is not one of the original's CNNs ({', '.join(CNNS)})")
+    return CNNS[name]
 
 
 def conv_shapes(name: str, input_shape=(99, 32)) -> list[tuple]:

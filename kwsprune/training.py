@@ -1,12 +1,14 @@
-"""The original's CNNs on MFCCs (kwsprune.models), trained as many independent models at once.
+"""The engine: many independent models trained at once, the original's CNNs (here) and the keyword-spotting
+networks (kwsprune.networks); heads on frozen embeddings are solved by kwsprune.heads.
 
 `train_runs` takes a list of training subsets and trains one model per subset inside a single
 batched network: the models' convolutions are one grouped convolution, their dense layers one
-batched matmul, and each model keeps its own initialisation, data order, dropout masks (one
-generator per model), Adam state, learning-rate schedule, early stopping and best weights. A model
-trained alone and the same model trained beside others take the same steps.
+batched matmul, and each model keeps its own initialisation, data order, dropout and SpecAugment masks
+(one generator per model), BatchNorm statistics, optimizer state, learning-rate schedule, early stopping
+and best or averaged weights. A model trained alone and the same model trained beside others take the
+same steps. The recipe (kwsprune.recipe) says how.
 
-Training follows the original's Keras set-up: Adam (lr 5e-3, epsilon 1e-7), shuffled every epoch, up
+The `kwsprune` and `original` recipes follow the original's Keras set-up: Adam (lr 5e-3, epsilon 1e-7), shuffled every epoch, up
 to 170 epochs, ReduceLROnPlateau on validation loss (factor 0.5, patience 3, min_delta 1e-4), early
 stopping on validation loss (patience 15, min_delta 1e-4). The last layer gives logits to a
 from-logits loss, as the original's Keras did (it read the softmax's input). What differs from the
@@ -24,57 +26,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kwsprune import networks
 from kwsprune.fused_layers import COMPILE_FROM, ConvReLU, compiler_works, conv_relu, first_layer_pooled, has_conv_relu
 from kwsprune.memory import KEEP_BYTES, keep_freed_memory
-from kwsprune.models import architecture, dense_layers, feature_map_values
+from kwsprune.models import architecture, dense_layers, feature_map_values, model_spec
+from kwsprune.recipe import (AUTO, DTYPES, ORIGINAL_BATCH_SIZE, RECIPES, RESTORE_POLICIES, TrainConfig,  # noqa: F401
+                             auto_batch_size, check_config, input_statistics, learning_rate_at, spec_masks)
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-RESTORE_POLICIES = ("always", "on-stop")
-DTYPES = ("float32", "float64", "bfloat16")  # bfloat16 is an opt-in: see TrainConfig.dtype
-ORIGINAL_BATCH_SIZE = 512
 # feature maps a training step holds on the CPU, at most about (models_per_step): the memory the allocator keeps
 STEP_BYTES = KEEP_BYTES
 CHECKPOINT_SECONDS = 20.0  # a killed job loses at most about this much training (plus the epoch in flight)
-
-
-def auto_batch_size(n_clips: int) -> int:
-    """At least 8 steps an epoch: the largest power of two <= n_clips / 8, between 16 and the original's 512."""
-    return int(min(ORIGINAL_BATCH_SIZE, max(16, 2 ** math.floor(math.log2(max(n_clips, 1) / 8)))))
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "tiny"
-    batch_size: int | str = AUTO  # a number of clips, or "auto" (auto_batch_size of the training set's size)
-    max_epochs: int = 170
-    learning_rate: float = 5e-3
-    restore_best: str = "always"  # "always", or "on-stop": only when early stopping ended the run (Keras 2)
-    dtype: str = "float32"  # float64: exact (a model alone equals itself in a batch); bfloat16: layers in bfloat16
-    dropout: float = 0.1
-    lr_factor: float = 0.5
-    lr_patience: int = 3
-    stop_patience: int = 15
-    min_delta: float = 1e-4
-    adam_betas: tuple = (0.9, 0.999)
-    adam_epsilon: float = 1e-7
-
-    def batch_for(self, n_clips: int) -> int:
-        """The batch size a run on n_clips clips trains with."""
-        return auto_batch_size(n_clips) if self.batch_size == AUTO else int(self.batch_size)
-
-
-# named recipes: what the flags of the training scripts start from
-RECIPES = {
-    "kwsprune": TrainConfig(),
-    "original": TrainConfig(batch_size=ORIGINAL_BATCH_SIZE, restore_best="on-stop"),
-}
 
 
 def _glorot(shape, fan_in, fan_out, generator):
@@ -177,12 +147,53 @@ def _dropout_widths(model: str, n_classes: int, input_shape) -> list[int]:
     return [n_in for (n_in, _), drop in zip(dense_layers(model, n_classes, input_shape), arch.dropout) if drop]
 
 
-def _loss_per_model(logits, labels):
+def _loss_per_model(logits, labels, label_smoothing: float = 0.0):
     """Mean cross-entropy of each model over the batch, (n_models,); labels (batch, n_models)."""
+    if label_smoothing:
+        return F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none",
+                               label_smoothing=label_smoothing).mean(dim=0)
     return F.cross_entropy(logits.permute(0, 2, 1), labels, reduction="none").mean(dim=0)
 
 
-def models_per_step(model: str, batch: int, input_shape, device: str) -> int:
+STATISTICS = (".mean", ".var")  # weights whose names end so are BatchNorm statistics: kept per model, not trained
+
+
+@dataclass(frozen=True)
+class Network:
+    """What the engine needs of a model: its weights (BatchNorm statistics among them), its forward pass
+    (weights, x, masks, training, compiled) -> logits (batch, models, classes), the widths of the dropout masks a
+    step draws per clip, and the values a clip's training step keeps (what bounds models_per_step)."""
+    init: Callable
+    forward: Callable
+    dropout_widths: list
+    step_values: int
+
+
+def network_of(model: str, n_classes: int, input_shape) -> Network:
+    """The engine's view of --model: one of the original's CNNs, or a keyword-spotting network."""
+    family = model_spec(model).family
+    input_shape = tuple(input_shape)
+    if family == "cnn":
+        return Network(lambda seeds: init_params(model, n_classes, seeds, input_shape),
+                       lambda weights, x, masks=None, training=False, compiled=False:
+                       forward(model, weights, x, masks if training else None, compiled),
+                       _dropout_widths(model, n_classes, input_shape), feature_map_values(model, input_shape))
+    if family == "kws":
+        def init(seeds):
+            params, buffers = networks.init_params(model, n_classes, seeds)
+            return {**params, **buffers}
+
+        return Network(init, lambda weights, x, masks=None, training=False, compiled=False:
+                       networks.forward(model, weights, weights, x, masks, training),
+                       networks.dropout_widths(model), networks.saved_values(model, n_classes, input_shape))
+    raise InputError(f"--model {model}: a head on frozen embeddings is fitted by kwsprune.heads, not trained by the engine")
+
+
+def trainable(name: str) -> bool:
+    return not name.endswith(STATISTICS)
+
+
+def models_per_step(step_values: int, batch: int, device: str) -> int:
     """Models one training step computes together on the CPU: as many as keep its feature maps (forward and
     backward) near STEP_BYTES. The original's batch of 512 with 100 models made 2.5 GB first-layer maps a step,
     handed back to the kernel and faulted in again every step (45 million page faults in a 147 s sweep).
@@ -190,7 +201,7 @@ def models_per_step(model: str, batch: int, input_shape, device: str) -> int:
     4 a step 20.6k model-clips/s, 8 23.7k, 16 16.3k with 2.8 million faults); a GPU takes every model at once."""
     if device != "cpu":
         return 1 << 30
-    return max(1, STEP_BYTES // (3 * 4 * batch * feature_map_values(model, input_shape)))
+    return max(1, STEP_BYTES // (3 * 4 * batch * step_values))
 
 
 def eval_chunk(n_models: int, x: torch.Tensor, compiled: bool = False) -> int:
@@ -213,176 +224,278 @@ def compiles_validation(n_models: int, n_valid: int) -> bool:
     return n_models * n_valid >= COMPILE_FROM
 
 
-def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor,
-             compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Mean loss and accuracy of every model on one shared split (x (n, 99, 32), y (n,)); compiled: see forward."""
-    n_models = _n_models(params)
-    compiled = compiled and compiler_works()
+def evaluate(model: str, params: dict, x: torch.Tensor, y: torch.Tensor, compiled: bool = False,
+             predictions: bool = False) -> tuple:
+    """Mean loss and accuracy of every model on one shared split (x (n, frames, coefficients), y (n,)); compiled:
+    see forward. predictions: also the predicted class of every clip by every model, (n, models) int16."""
+    n_models = next(iter(params.values())).shape[0]
+    cnn = model_spec(model).family == "cnn"
+    compiled = compiled and compiler_works() and cnn
     chunk = eval_chunk(n_models, x, compiled)
     total_loss = torch.zeros(n_models, dtype=torch.float64, device=x.device)
     correct = torch.zeros(n_models, dtype=torch.float64, device=x.device)
+    predicted = []
     with torch.no_grad():
         for start in range(0, len(x), chunk):
             yb = y[start:start + chunk].unsqueeze(1).expand(-1, n_models)
-            logits = forward(model, params, x[start:start + chunk], compiled=compiled)  # clips shared by every model
+            xb = x[start:start + chunk]  # clips shared by every model
+            logits = forward(model, params, xb, compiled=compiled) if cnn else networks.forward(model, params, params, xb)
             total_loss += F.cross_entropy(logits.permute(0, 2, 1), yb, reduction="none").sum(dim=0).double()
-            correct += (logits.argmax(dim=-1) == yb).sum(dim=0).double()
-    return (total_loss / len(x)).cpu().numpy(), (correct / len(x)).cpu().numpy()
+            classes = logits.argmax(dim=-1)
+            correct += (classes == yb).sum(dim=0).double()
+            if predictions:
+                predicted.append(classes.to(torch.int16).cpu().numpy())
+    metrics = ((total_loss / len(x)).cpu().numpy(), (correct / len(x)).cpu().numpy())
+    return (*metrics, np.concatenate(predicted)) if predictions else metrics
 
 
 def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_classes: int, seeds,
                config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None, on_epoch=None) -> list[dict]:
     """Train one model per subset of training indices (all of one size); return each one's test metrics.
 
-    x_* are MFCCs (n, 99, 32), y_* class ids. Each run's seed fixes its initialisation, its data order
-    and its dropout masks. Returns [{"test_loss", "test_acc", "epochs"}] in the order of `subsets`.
+    x_* are MFCCs or log-mel maps (n, frames, coefficients), or embeddings (n, dim) for a head; y_* class ids.
+    Each run's seed fixes its initialisation, its data order and its masks. Returns [{"test_loss", "test_acc",
+    "epochs", "predicted"}] in the order of `subsets`, "predicted" the class each test clip was given (int16).
     Models never exchange values; in float32 the grouped kernels' reduction order still differs from a
     lone model's by float rounding (1e-7 a step), which training can amplify. In float64 a model
     trained alone and in a batch end identical. checkpoint, on_epoch: see fit.
     """
+    check_config(config)
+    if model_spec(config.model).family == "head":
+        from kwsprune.heads import evaluate_heads, fit_logistic
+
+        head = fit_logistic(x_train, y_train, subsets, n_classes, config.penalty, getattr(torch, config.dtype), device)
+        test_loss, test_acc, predicted = evaluate_heads(head, x_test, y_test)
+        return [{"test_loss": float(test_loss[m]), "test_acc": float(test_acc[m]), "epochs": int(head["iterations"][m]),
+                 "predicted": predicted[:, m]} for m in range(len(subsets))]
+    if config.standardise:
+        mean, scale = input_statistics(x_train)
+        x_train, x_valid, x_test = ((np.asarray(x) - mean) / scale for x in (x_train, x_valid, x_test))
     weights, _, epochs = fit(x_train, y_train, subsets, x_valid, y_valid, n_classes, seeds, config, device,
                              checkpoint=checkpoint, on_epoch=on_epoch)
     dtype = getattr(torch, config.dtype)
-    test_loss, test_acc = evaluate(config.model, weights, torch.as_tensor(x_test, dtype=dtype, device=device),
-                                   torch.as_tensor(y_test, dtype=torch.long, device=device),
-                                   compiles_validation(len(subsets), len(x_valid)))
-    return [{"test_loss": float(test_loss[m]), "test_acc": float(test_acc[m]), "epochs": int(epochs[m])}
-            for m in range(len(subsets))]
+    test_loss, test_acc, predicted = evaluate(config.model, weights, torch.as_tensor(x_test, dtype=dtype, device=device),
+                                              torch.as_tensor(y_test, dtype=torch.long, device=device),
+                                              compiles_validation(len(subsets), len(x_valid)), predictions=True)
+    return [{"test_loss": float(test_loss[m]), "test_acc": float(test_acc[m]), "epochs": int(epochs[m]),
+             "predicted": predicted[:, m]} for m in range(len(subsets))]
+
+
+@dataclass
+class TrainState:
+    """Everything a batched training carries from one epoch to the next, one model per row: created (start), saved
+    in a checkpoint (save) and restored from one (resume) here, and nowhere else."""
+    epoch: int
+    params: dict        # the weights and BatchNorm statistics
+    moments: dict       # the optimizer's per-weight state: Adam's "m:name" and "v:name", SGD's "momentum:name"
+    steps_taken: torch.Tensor  # (models,) optimizer steps each model has taken
+    lr: torch.Tensor    # (models,) the plateau schedule's rate now (the cosine's is set every step)
+    active: torch.Tensor  # (models,) still training
+    best_params: dict   # weights "best": the weights at the best validation loss so far; else empty
+    average: dict       # weights "ema": the exponential average of the weights; else empty
+    stopped: np.ndarray  # (models,) ended by early stopping (not by the epoch cap)
+    best_loss: np.ndarray
+    plateau_best: np.ndarray
+    stop_wait: np.ndarray
+    plateau_wait: np.ndarray
+    epochs: np.ndarray  # (models,) epochs each model has trained
+    generators: list    # one torch.Generator per model: its data order and masks
+
+    ARRAYS = ("stopped", "best_loss", "plateau_best", "stop_wait", "plateau_wait", "epochs")  # stored as tensors
+
+    @classmethod
+    def start(cls, net: Network, seeds, config: TrainConfig, device: str, dtype) -> "TrainState":
+        n_models = len(seeds)
+        params = {k: v.to(device=device, dtype=dtype) for k, v in net.init(seeds).items()}
+        kinds = ("m", "v") if config.optimizer == "adam" else ("momentum",)
+        moments = {f"{kind}:{k}": torch.zeros_like(v) for kind in kinds for k, v in params.items() if trainable(k)}
+        return cls(epoch=0, params=params, moments=moments, steps_taken=torch.zeros(n_models, device=device, dtype=dtype),
+                   lr=torch.full((n_models,), config.learning_rate, device=device, dtype=dtype),
+                   active=torch.ones(n_models, dtype=torch.bool, device=device),
+                   best_params={k: v.clone() for k, v in params.items()} if config.weights == "best" else {},
+                   average={k: v.clone() for k, v in params.items()} if config.weights == "ema" else {},
+                   stopped=np.zeros(n_models, bool), best_loss=np.full(n_models, np.inf),
+                   plateau_best=np.full(n_models, np.inf), stop_wait=np.zeros(n_models, int),
+                   plateau_wait=np.zeros(n_models, int), epochs=np.zeros(n_models, int),
+                   generators=[torch.Generator().manual_seed(int(seed) + 1) for seed in seeds])
+
+    def save(self, path, job: str) -> None:
+        """The state as tensors only, behind a checksum (_save_state)."""
+        state = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "generators"}
+        _save_state(path, {"job": job, **{k: torch.from_numpy(v) if k in self.ARRAYS else v for k, v in state.items()},
+                           "generators": [g.get_state() for g in self.generators]})
+
+    @classmethod
+    def resume(cls, path, job: str, device: str, seeds) -> "TrainState | None":
+        """The state saved for this job, or None (see _load_state)."""
+        saved = _load_state(path, job, device)
+        if saved is None:
+            return None
+        generators = [torch.Generator().manual_seed(int(seed) + 1) for seed in seeds]
+        for generator, generator_state in zip(generators, saved.pop("generators")):
+            generator.set_state(generator_state)
+        saved.pop("job")
+        if set(saved) != set(cls.__dataclass_fields__) - {"generators"}:
+            log.warning("%s holds another layout of training state: the job trains from its start", path)
+            return None
+        return cls(**{k: v.cpu().numpy() if k in cls.ARRAYS else v for k, v in saved.items()}, generators=generators)
 
 
 def fit(x_train, y_train, subsets, x_valid, y_valid, n_classes: int, seeds, config: TrainConfig = TrainConfig(),
         device: str = "cpu", on_batch=None, checkpoint=None,
         checkpoint_seconds: float | None = None, on_epoch=None) -> tuple[dict, dict, np.ndarray]:
-    """Train the batched models; return their weights after training (the best ones, by validation loss, as
-    config.restore_best says), their last weights and the epochs each ran. on_batch(models, clips, logits), if
-    given, sees every training step of each group of models (models_per_step): the indices of the models, still
-    training (group,), the clips of their batch (group, batch) and the logits (batch, group, C). checkpoint: a
-    file where the whole training state is saved at the end of an epoch every checkpoint_seconds (default
-    CHECKPOINT_SECONDS), and from which
-    the same job resumes exactly (it is ignored if it belongs to another job); it is removed when the training
-    ends. on_epoch(epoch, models still training), if given, is called after every epoch: the progress a sweep
-    shows.
+    """Train the batched models; return their weights after training (the best by validation loss, as
+    config.restore_best says; the last; or their average, as config.weights says), their last weights and the
+    epochs each ran. on_batch(models, clips, logits), if given, sees every training step of each group of models
+    (models_per_step): the indices of the models, still training (group,), the clips of their batch (group,
+    batch) and the logits (batch, group, C). checkpoint: a file where the whole training state is saved at the end
+    of an epoch every checkpoint_seconds (default CHECKPOINT_SECONDS), and from which the same job resumes
+    exactly (it is ignored if it belongs to another job); it is removed when the training ends. on_epoch(epoch,
+    models still training), if given, is called after every epoch: the progress a sweep shows.
     """
     sizes = {len(s) for s in subsets}
     if len(sizes) != 1:
         raise ValueError(f"runs trained together need subsets of one size, got sizes {sorted(sizes)}")
+    check_config(config)
     keep_freed_memory()
     n_models, n_train = len(subsets), sizes.pop()
     batch_size = config.batch_for(n_train)
     data_dtype = getattr(torch, config.dtype)
     dtype = torch.float32 if data_dtype == torch.bfloat16 else data_dtype  # bfloat16: float32 weights and Adam state
+    input_shape = tuple(x_train.shape[1:])
+    net = network_of(config.model, n_classes, input_shape)
+    if data_dtype == torch.bfloat16 and model_spec(config.model).family != "cnn":
+        raise InputError(f"--dtype bfloat16 is for the original's CNNs; train {config.model} in float32 or float64")
     # no copy when the arrays are writable and already of the right dtype: a sweep shares them across jobs
     to_device = lambda a, kind: torch.as_tensor(a, dtype=kind, device=device)  # noqa: E731
     x_train_t, y_train_t = to_device(x_train, data_dtype), to_device(y_train, torch.long)
     x_valid_t, y_valid_t = to_device(x_valid, data_dtype), to_device(y_valid, torch.long)
     subsets_t = to_device(np.stack(subsets), torch.long)
-
-    input_shape = x_train.shape[1:]
-    initial = init_params(config.model, n_classes, seeds, input_shape)
-    params = {k: v.to(device=device, dtype=dtype).requires_grad_() for k, v in initial.items()}
-    adam_m = {k: torch.zeros_like(v) for k, v in params.items()}
-    adam_v = {k: torch.zeros_like(v) for k, v in params.items()}
-    generators = [torch.Generator().manual_seed(int(seed) + 1) for seed in seeds]
-    steps_taken = torch.zeros(n_models, device=device, dtype=dtype)
-    lr = torch.full((n_models,), config.learning_rate, device=device, dtype=dtype)
-    active = torch.ones(n_models, dtype=torch.bool, device=device)
-    stopped = np.zeros(n_models, bool)  # ended by early stopping (not by the epoch cap)
-    best_loss = np.full(n_models, np.inf)
-    plateau_best = np.full(n_models, np.inf)
-    stop_wait, plateau_wait = np.zeros(n_models, int), np.zeros(n_models, int)
-    epochs = np.zeros(n_models, int)
-    best_params = {k: v.detach().clone() for k, v in params.items()}
-    dropout_widths = _dropout_widths(config.model, n_classes, input_shape)
     beta1, beta2 = config.adam_betas
     keep = 1.0 - config.dropout
     compiled = compiles_validation(n_models, len(x_valid))
+    steps_per_epoch = math.ceil(n_train / batch_size)
     job = _job_key(subsets, seeds, config, n_classes, x_train, x_valid)
-    first_epoch, saved_at = 0, time.monotonic()
-    saved = _load_state(checkpoint, job, device) if checkpoint is not None else None
-    if saved is not None:
-        first_epoch = saved["epoch"]
-        params = {k: v.requires_grad_() for k, v in saved["params"].items()}
-        adam_m, adam_v, best_params = saved["adam_m"], saved["adam_v"], saved["best_params"]
-        steps_taken, lr, active = saved["steps_taken"], saved["lr"], saved["active"]
-        stopped, best_loss, plateau_best = saved["stopped"], saved["best_loss"], saved["plateau_best"]
-        stop_wait, plateau_wait, epochs = saved["stop_wait"], saved["plateau_wait"], saved["epochs"]
-        for generator, generator_state in zip(generators, saved["generators"]):
-            generator.set_state(generator_state)
+    saved_at = time.monotonic()
+    state = TrainState.resume(checkpoint, job, device, seeds) if checkpoint is not None else None
+    state = state or TrainState.start(net, seeds, config, device, dtype)
+    params = state.params
 
-    for epoch in range(first_epoch, config.max_epochs):
+    for epoch in range(state.epoch, config.max_epochs):
         # only the models still training are computed: a stopped model costs nothing from its last epoch on
-        live = torch.nonzero(active).flatten()
-        live_generators = [generators[m] for m in live.tolist()]
+        live = torch.nonzero(state.active).flatten()
+        live_generators = [state.generators[m] for m in live.tolist()]
         orders = torch.stack([torch.randperm(n_train, generator=g) for g in live_generators]).to(device)
         live_subsets = subsets_t[live]
-        for start in range(0, n_train, batch_size):
+        for step, start in enumerate(range(0, n_train, batch_size)):
             batch_idx = torch.gather(live_subsets, 1, orders[:, start:start + batch_size])  # (live, batch)
             clips = batch_idx.shape[1]
             masks = [torch.stack([(torch.rand(clips, width, generator=g) < keep) / keep for g in live_generators], 1)
-                     .to(device=device, dtype=dtype) for width in dropout_widths]
-            grads = {name: torch.zeros_like(param) for name, param in params.items()}
-            per_step = models_per_step(config.model, clips, input_shape, device)
+                     .to(device=device, dtype=dtype) for width in net.dropout_widths]
+            spec = [spec_masks(g, clips, input_shape, config) for g in live_generators]
+            spec = None if spec[0] is None else torch.stack(spec, 1).to(device=device, dtype=data_dtype)
+            grads = {name: torch.zeros_like(param) for name, param in params.items() if trainable(name)}
+            per_step = models_per_step(net.step_values, clips, device)
             for first in range(0, len(live), per_step):  # models in groups: each step's feature maps stay bounded
                 group = slice(first, first + per_step)
                 models = live[group]
-                group_params = {name: param.detach()[models].requires_grad_() for name, param in params.items()}
-                xb = x_train_t[batch_idx[group]].transpose(0, 1)  # (batch, group, 99, 32)
+                group_params = {name: param[models].requires_grad_() if trainable(name) else param[models]
+                                for name, param in params.items()}
+                xb = x_train_t[batch_idx[group]].transpose(0, 1)  # (batch, group, frames, coefficients)
+                if spec is not None:
+                    xb = xb * spec[:, group]
                 yb = y_train_t[batch_idx[group]].transpose(0, 1)
-                logits = forward(config.model, group_params, xb, [mask[:, group] for mask in masks])
+                logits = net.forward(group_params, xb, [mask[:, group] for mask in masks], training=True)
                 if on_batch is not None:
                     on_batch(models, batch_idx[group], logits.detach())
-                loss = _loss_per_model(logits, yb).sum()
-                for (name, grad_all), grad in zip(grads.items(), torch.autograd.grad(loss, list(group_params.values()))):
-                    grad_all[models] = grad
+                loss = _loss_per_model(logits, yb, config.label_smoothing).sum()
+                names = [name for name in grads]
+                for name, grad in zip(names, torch.autograd.grad(loss, [group_params[name] for name in names])):
+                    grads[name][models] = grad
+                for name, value in group_params.items():
+                    if not trainable(name):  # BatchNorm statistics, updated in the forward pass
+                        params[name][models] = value
             with torch.no_grad():
-                steps_taken += active.to(dtype)
-                t = steps_taken.clamp(min=1)
-                step_size = lr * torch.sqrt(1 - beta2**t) / (1 - beta1**t) * active.to(dtype)
-                for (name, param), grad in zip(params.items(), grads.values()):
-                    # a stopped model's step size is 0: its weights stay put (its best ones are kept apart)
-                    # unfused ops on purpose: fused kernels (add_ with alpha, addcmul_) round differently
-                    # with the tensor's size, and a model alone must step as it does in a batch
-                    adam_m[name] = beta1 * adam_m[name] + (1 - beta1) * grad
-                    adam_v[name] = beta2 * adam_v[name] + (1 - beta2) * grad * grad
-                    shape = (-1,) + (1,) * (param.dim() - 1)
-                    param -= step_size.view(shape) * adam_m[name] / (adam_v[name].sqrt() + config.adam_epsilon)
-        live_loss, _ = evaluate(config.model, {name: param.detach()[live] for name, param in params.items()},
-                                x_valid_t, y_valid_t, compiled)
-        live = live.cpu().numpy()
-        epochs[live] += 1
-        for m, loss_m in zip(live, live_loss):
-            if loss_m < plateau_best[m] - config.min_delta:  # ReduceLROnPlateau
-                plateau_best[m], plateau_wait[m] = loss_m, 0
-            else:
-                plateau_wait[m] += 1
-                if plateau_wait[m] >= config.lr_patience:
-                    lr[m] *= config.lr_factor
-                    plateau_wait[m] = 0
-            if loss_m < best_loss[m] - config.min_delta:  # EarlyStopping(restore_best_weights=True)
-                best_loss[m], stop_wait[m] = loss_m, 0
-                for name in params:
-                    best_params[name][m] = params[name].detach()[m]
-            else:
-                stop_wait[m] += 1
-                if stop_wait[m] >= config.stop_patience:
-                    active[m], stopped[m] = False, True
+                _step(state, grads, config, dtype, learning_rate_at(config, epoch * steps_per_epoch + step,
+                                                                    steps_per_epoch) if config.schedule == "cosine" else None)
+        state.epochs[live.cpu().numpy()] += 1
+        state.epoch = epoch + 1
+        if config.validates:
+            _after_validation(state, config, live.cpu().numpy(), evaluate(
+                config.model, {name: param[live] for name, param in params.items()}, x_valid_t, y_valid_t, compiled)[0])
         if on_epoch is not None:
-            on_epoch(epoch + 1, int(active.sum()))
-        if not active.any():
+            on_epoch(epoch + 1, int(state.active.sum()))
+        if not state.active.any():
             break
         if checkpoint is not None and time.monotonic() - saved_at >= (CHECKPOINT_SECONDS if checkpoint_seconds is None
                                                                         else checkpoint_seconds):
-            _save_state(checkpoint, {
-                "job": job, "epoch": epoch + 1, "params": {k: v.detach() for k, v in params.items()},
-                "adam_m": adam_m, "adam_v": adam_v, "best_params": best_params, "steps_taken": steps_taken, "lr": lr,
-                "active": active, "stopped": stopped, "best_loss": best_loss, "plateau_best": plateau_best,
-                "stop_wait": stop_wait, "plateau_wait": plateau_wait, "epochs": epochs,
-                "generators": [generator.get_state() for generator in generators]})
+            state.save(checkpoint, job)
             saved_at = time.monotonic()
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     last_params = {name: param.detach() for name, param in params.items()}
-    return restored(best_params, last_params, stopped, config.restore_best), last_params, epochs
+    if config.weights == "ema":
+        return state.average, last_params, state.epochs
+    if config.weights == "last":
+        return last_params, last_params, state.epochs
+    return restored(state.best_params, last_params, state.stopped, config.restore_best), last_params, state.epochs
+
+
+def _step(state: TrainState, grads: dict, config: TrainConfig, dtype, scheduled_lr: float | None) -> None:
+    """One optimizer step of every model still training, in place; a stopped model's step size is 0, so its
+    weights stay put. Unfused ops on purpose: fused kernels (add_ with alpha, addcmul_) round differently with
+    the tensor's size, and a model alone must step as it does in a batch."""
+    active = state.active.to(dtype)
+    state.steps_taken += active
+    if scheduled_lr is not None:
+        state.lr = torch.full_like(state.lr, scheduled_lr)
+    for name, grad in grads.items():
+        param = state.params[name]
+        shape = (-1,) + (1,) * (param.dim() - 1)
+        if config.optimizer == "sgd":  # torch.optim.SGD: decay added to the gradient, then momentum
+            if config.weight_decay:
+                grad = grad + config.weight_decay * param
+            momentum = state.moments[f"momentum:{name}"]
+            momentum = torch.where(state.steps_taken.view(shape) > 1, config.momentum * momentum + grad, grad)
+            state.moments[f"momentum:{name}"] = momentum
+            param -= (state.lr * active).view(shape) * momentum
+            continue
+        beta1, beta2 = config.adam_betas
+        t = state.steps_taken.clamp(min=1)
+        step_size = state.lr * torch.sqrt(1 - beta2**t) / (1 - beta1**t) * active
+        if config.weight_decay:  # AdamW: the decay is decoupled from the gradient's moments
+            param -= (state.lr * active * config.weight_decay).view(shape) * param
+        m = state.moments[f"m:{name}"] = beta1 * state.moments[f"m:{name}"] + (1 - beta1) * grad
+        v = state.moments[f"v:{name}"] = beta2 * state.moments[f"v:{name}"] + (1 - beta2) * grad * grad
+        param -= step_size.view(shape) * m / (v.sqrt() + config.adam_epsilon)
+    if state.average:  # the decay warms up as timm's ModelEma does: early weights do not linger in the average
+        decay = torch.minimum((1 + state.steps_taken) / (10 + state.steps_taken),
+                              torch.full_like(state.steps_taken, config.ema_decay))
+        decay = torch.where(state.active, decay, torch.ones_like(decay))
+        for name, param in state.params.items():
+            weight = decay.view((-1,) + (1,) * (param.dim() - 1))
+            state.average[name] = weight * state.average[name] + (1 - weight) * param
+
+
+def _after_validation(state: TrainState, config: TrainConfig, live: np.ndarray, live_loss: np.ndarray) -> None:
+    """The epoch's validation loss of each live model: ReduceLROnPlateau, early stopping and the best weights."""
+    for m, loss_m in zip(live, live_loss):
+        if config.schedule == "plateau":
+            if loss_m < state.plateau_best[m] - config.min_delta:
+                state.plateau_best[m], state.plateau_wait[m] = loss_m, 0
+            else:
+                state.plateau_wait[m] += 1
+                if state.plateau_wait[m] >= config.lr_patience:
+                    state.lr[m] *= config.lr_factor
+                    state.plateau_wait[m] = 0
+        if loss_m < state.best_loss[m] - config.min_delta:  # EarlyStopping(restore_best_weights=True)
+            state.best_loss[m], state.stop_wait[m] = loss_m, 0
+            for name in state.best_params:
+                state.best_params[name][m] = state.params[name][m]
+        else:
+            state.stop_wait[m] += 1
+            if config.early_stopping and state.stop_wait[m] >= config.stop_patience:
+                state.active[m], state.stopped[m] = False, True
 
 
 def _job_key(subsets, seeds, config: TrainConfig, n_classes: int, x_train, x_valid) -> str:
@@ -393,8 +506,7 @@ def _job_key(subsets, seeds, config: TrainConfig, n_classes: int, x_train, x_val
     return digest.hexdigest()
 
 
-CHECKPOINT_MAGIC = b"kwsprune-checkpoint-1\n"  # then the sha256 of the payload (32 bytes), then the payload
-NUMPY_STATE = ("stopped", "best_loss", "plateau_best", "stop_wait", "plateau_wait", "epochs")  # stored as tensors
+CHECKPOINT_MAGIC = b"kwsprune-checkpoint-2\n"  # then the sha256 of the payload (32 bytes), then the payload
 
 
 def _save_state(path, state: dict) -> None:
@@ -403,7 +515,7 @@ def _save_state(path, state: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    torch.save({k: torch.from_numpy(v) if k in NUMPY_STATE else v for k, v in state.items()}, buffer)
+    torch.save(state, buffer)
     payload = buffer.getvalue()
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(CHECKPOINT_MAGIC + hashlib.sha256(payload).digest() + payload)
@@ -434,7 +546,7 @@ def _load_state(path, job: str, device: str) -> dict | None:
         return None
     if state.get("job") != job:
         return None
-    return {k: v.cpu().numpy() if k in NUMPY_STATE else v for k, v in state.items()}
+    return state
 
 
 def restored(best: dict, last: dict, stopped: np.ndarray, policy: str) -> dict:

@@ -12,12 +12,12 @@ import prepare_dataset  # noqa: E402
 import run_all_classifications  # noqa: E402
 from kwsprune.keras_engine import backend_name, keras_model, train_keras_runs  # noqa: E402
 from kwsprune.mfcc import load_training_data  # noqa: E402
-from kwsprune.models import MODELS, n_parameters  # noqa: E402
+from kwsprune.models import CNNS, n_parameters  # noqa: E402
 from kwsprune.training import TrainConfig, train_runs  # noqa: E402
 
 
 def test_the_keras_models_are_the_originals_three_cnns():
-    for name in MODELS:
+    for name in CNNS:
         for n_classes in (10, 35):
             assert keras_model(name, n_classes).count_params() == n_parameters(name, n_classes)
     assert keras_model("tiny", 35).count_params() == 3431

@@ -23,7 +23,8 @@ PCA = None             # PCA dimension of the pruning to use
 METHOD = "keep_hard"   # any of pruning.py's methods (aliases: simple, hard, normal)
 RATIO = 0.2            # fraction removed by the pruning; random at 1.0 (and random with a number N): the whole training set
 REPEATS = 1            # independent runs (repeat 0, 1, ...), trained together
-RECIPE = "kwsprune"    # kwsprune | original: the defaults of --model, --batch-size, --learning-rate, --max-epochs, --restore-best
+MODEL = "tiny"           # any of kwsprune.models.MODELS: the original's CNNs, ds-cnn-s/m, bc-resnet-1/3, logreg
+RECIPE = None            # None: the model's own; kwsprune | original | steady | ds-cnn | bc-resnet | bc-resnet-3 | head
 SEED = 0               # the pruning's seed, and the draws' and models'
 ENGINE = "torch"       # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"        # auto | cpu | cuda
@@ -37,7 +38,7 @@ def main(argv=None):
     parser.add_argument("--ratio", type=float, default=RATIO)
     parser.add_argument("--repeats", type=at_least(1), default=REPEATS)
     add_pruning_flags(parser, K, N_INIT, PCA)
-    add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
+    add_training_flags(parser, MODEL, RECIPE, SEED, ENGINE, DEVICE)
     args = parser.parse_args(argv)
 
     def classify():

@@ -39,7 +39,8 @@ ALPHA = 0.05            # auto: the study's family-wise error (any wrong better 
 MARGIN = 0.01           # auto: "equivalent" is surely within this accuracy difference of random
 MAX_REPEATS = 100       # auto: a comparison still open after this many repeats is "undecided"
 ROUND_SIZE = 5          # auto: repeats added to every open comparison each round
-RECIPE = "kwsprune"      # kwsprune | original: the defaults of --model, --batch-size, --learning-rate, --max-epochs, --restore-best
+MODEL = "tiny"           # any of kwsprune.models.MODELS: the original's CNNs, ds-cnn-s/m, bc-resnet-1/3, logreg
+RECIPE = None            # None: the model's own; kwsprune | original | steady | ds-cnn | bc-resnet | bc-resnet-3 | head
 SEED = 0                 # the pruning's seed, and the draws' and models'
 ENGINE = "torch"         # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)
 DEVICE = "auto"
@@ -69,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--round-size", type=at_least(1), default=ROUND_SIZE,
                         help="auto: repeats added to every open comparison a round (default: %(default)s)")
     add_pruning_flags(parser, K, N_INIT, PCA)
-    add_training_flags(parser, RECIPE, SEED, ENGINE, DEVICE)
+    add_training_flags(parser, MODEL, RECIPE, SEED, ENGINE, DEVICE)
     parser.add_argument("--backend", default=BACKEND, choices=("local", "dask"),
                         help="local: the jobs in this process; dask: on Dask distributed workers (default: %(default)s)")
     parser.add_argument("--scheduler", default=SCHEDULER,

@@ -22,16 +22,17 @@ from kwsprune.dask_backend import check_scheduler
 from kwsprune.embeddings import features_sha
 from kwsprune.engines import start_engine, train_job
 from kwsprune.methods import method_name
-from kwsprune.mfcc import load_training_data
-from kwsprune.models import n_parameters
+from kwsprune.models import model_spec, n_weights
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
+from kwsprune.recipe import recipe_text
 from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_set_aside, describe_study, identity,
                               read_runs, refresh_history, set_aside, studies, study_id, study_key,
                               write_original_history)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.sequential import OPEN
 from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
+from kwsprune.training_data import load_training_data
 from kwsprune.validation import InputError
 from kwsprune.verdicts import format_table, judge
 
@@ -57,11 +58,12 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
     train, engine_label, device, engine_per_job = start_engine(engine, study.device if backend == "local" else "auto",
                                                                config)
     models_per_job = study.models_per_job if engine == "torch" else engine_per_job  # keras: one a job
-    data = load_training_data(data_root)
+    data = load_training_data(data_root, config.model)
     n_train, n_classes = len(data["y_train"]), data["n_classes"]
     chance = chance_level(data["y_test"], n_classes)
-    log.info("%s CNN: %d parameters for %d classes; chance on the test split is %.3f", config.model,
-             n_parameters(config.model, n_classes, data["x_train"].shape[1:]), n_classes, chance)
+    log.info("%s (%s): %d weights for %d classes; chance on the test split is %.3f", config.model,
+             model_spec(config.model).about, n_weights(config.model, n_classes, data["x_train"].shape[1:]), n_classes,
+             chance)
     results_dir = step_dir(data_root, RESULTS_DIR)
     check_writable(results_dir, need_bytes=FREE_BYTES_NEEDED)
     stored = read_runs(results_dir)
@@ -84,7 +86,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
 
     recipe = {"seed": seed, "model": config.model, "engine": engine_label, "learning_rate": repr(config.learning_rate),
               "batch_size": config.batch_size, "max_epochs": config.max_epochs, "restore_best": config.restore_best,
-              "dtype": config.dtype, "data": data["id"]}
+              "dtype": config.dtype, "recipe": recipe_text(config), "data": data["id"]}
     rows, waiting = [], []
     for run in runs:
         indices, kept_id, features = pool_of(run)

@@ -94,24 +94,44 @@ def _batch_size(text: str):
     return int(text)
 
 
-def add_training_flags(parser, recipe, seed_default, engine, device) -> None:
+def add_training_flags(parser, model, recipe, seed_default, engine, device) -> None:
     """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py). The
-    recipe flags default to the named recipe's values (kwsprune.training.RECIPES)."""
+    recipe flags default to the named recipe's values (kwsprune.recipe.RECIPES); without --recipe, the model's own."""
     from kwsprune.models import MODELS
-    from kwsprune.training import DTYPES, RECIPES, RESTORE_POLICIES
+    from kwsprune.recipe import DTYPES, OPTIMIZERS, RECIPES, RESTORE_POLICIES, SCHEDULES, WEIGHTS
 
+    parser.add_argument("--model", default=model, choices=list(MODELS),
+                        help="; ".join(f"{name}: {spec.about}" for name, spec in MODELS.items()) + " (default: %(default)s)")
     parser.add_argument("--recipe", default=recipe, choices=list(RECIPES),
-                        help="the defaults of the recipe flags below: kwsprune (batch auto: at least 8 steps an epoch; "
-                             "best weights always restored) or original (batch 512; best weights restored only when "
-                             "early stopping fired, as the Keras of 2023) (default: %(default)s)")
-    parser.add_argument("--model", choices=list(MODELS), help="the original's tiny (default), smallest or lenet CNN")
+                        help="the defaults of the recipe flags below (default: the model's own: kwsprune for the original's "
+                             "CNNs, ds-cnn, bc-resnet or bc-resnet-3 for those networks, head for logreg); kwsprune: batch "
+                             "auto, best weights always restored; original: batch 512, best weights restored only when early "
+                             "stopping fired, as the Keras of 2023; steady: a fixed budget on a cosine, averaged weights")
     parser.add_argument("--batch-size", help="clips per step, or 'auto': the largest power of two <= N / 8, "
                                              "between 16 and 512")
-    parser.add_argument("--learning-rate", type=float, help="Adam's initial learning rate (the original wrote 5e-3)")
-    parser.add_argument("--max-epochs", type=at_least(1), help="epoch cap; early stopping usually ends runs sooner (170)")
-    parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="when the best weights are restored")
+    parser.add_argument("--learning-rate", type=float, help="the initial (plateau) or peak (cosine) learning rate")
+    parser.add_argument("--max-epochs", type=at_least(1), help="epoch cap (plateau) or budget (cosine)")
+    parser.add_argument("--restore-best", choices=RESTORE_POLICIES, help="weights best: when the best weights are restored")
     parser.add_argument("--dtype", choices=DTYPES, help="float32 (default); float64: exact, slower; bfloat16: the layers in "
                                                         "bfloat16 from float32 weights, for GPUs and CPUs with avx512_bf16")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (AdamW with --weight-decay) or sgd with momentum")
+    parser.add_argument("--schedule", choices=SCHEDULES, help="plateau: halved when the validation loss stalls; cosine: "
+                                                              "warm-up, then a cosine to 0 over --max-epochs")
+    parser.add_argument("--warmup-epochs", type=at_least(0), help="cosine: epochs of linear warm-up")
+    parser.add_argument("--early-stopping", action=argparse.BooleanOptionalAction,
+                        help="stop a run when its validation loss stalls")
+    parser.add_argument("--weights", choices=WEIGHTS, help="the weights a run ends with: best by validation loss, last, "
+                                                           "or ema (an exponential average)")
+    parser.add_argument("--ema-decay", type=float, help="weights ema: the average's decay a step")
+    parser.add_argument("--weight-decay", type=float, help="L2 (sgd) or decoupled (adam) weight decay")
+    parser.add_argument("--label-smoothing", type=float, help="label smoothing of the loss, in [0, 1)")
+    parser.add_argument("--time-masks", type=at_least(0), nargs=2, metavar=("MASKS", "WIDEST"),
+                        help="SpecAugment: masks a clip over frames, and the widest")
+    parser.add_argument("--freq-masks", type=at_least(0), nargs=2, metavar=("MASKS", "WIDEST"),
+                        help="SpecAugment: masks a clip over coefficients or bands, and the widest")
+    parser.add_argument("--standardise", action=argparse.BooleanOptionalAction,
+                        help="inputs standardised by every training clip's per-coefficient mean and sd")
+    parser.add_argument("--penalty", type=float, help="heads: scikit-learn's C, the inverse L2 strength (1.0)")
     parser.add_argument("--seed", type=seed, default=seed_default, help="pruning, draws and model initialisations (default: %(default)s)")
     parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
                         help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
@@ -119,18 +139,30 @@ def add_training_flags(parser, recipe, seed_default, engine, device) -> None:
     parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"))
 
 
-def training_config(args):
-    """The TrainConfig the flags of add_training_flags ask for: the recipe, with each given flag in its place."""
-    from kwsprune.training import RECIPES
+RECIPE_FLAGS = ("learning_rate", "max_epochs", "restore_best", "dtype", "optimizer", "schedule", "warmup_epochs",
+                "early_stopping", "weights", "ema_decay", "weight_decay", "label_smoothing", "time_masks", "freq_masks",
+                "standardise", "penalty")
 
-    config = RECIPES[args.recipe]
-    changes = {"model": args.model, "learning_rate": args.learning_rate, "max_epochs": args.max_epochs,
-               "restore_best": args.restore_best, "dtype": args.dtype}
+
+def training_config(args):
+    """The TrainConfig the flags of add_training_flags ask for: the recipe (--recipe, else the model's own), with
+    --model and each given flag in its place, checked once."""
+    from kwsprune.models import model_spec
+    from kwsprune.recipe import RECIPES, check_config
+
+    config = RECIPES[args.recipe or model_spec(args.model).recipe]
+    changes = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None}
+    changes["model"] = args.model
+    for name in ("time_masks", "freq_masks"):
+        if name in changes:
+            changes[name] = tuple(changes[name])
     if args.batch_size is not None:
         changes["batch_size"] = _batch_size(args.batch_size)
     if args.learning_rate is not None and not (args.learning_rate > 0 and math.isfinite(args.learning_rate)):
         raise InputError(f"--learning-rate {args.learning_rate}: give a positive finite number (the original's is 5e-3)")
-    return replace(config, **{name: value for name, value in changes.items() if value is not None})
+    config = replace(config, **changes)
+    check_config(config)
+    return config
 
 
 def add_pruning_flags(parser, ks, n_init, pca) -> None:

@@ -90,10 +90,10 @@ def _upload_code(client) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _training_data(data_root: str, data_id: str) -> dict:
-    from kwsprune.mfcc import load_training_data
+def _training_data(data_root: str, data_id: str, model: str) -> dict:
+    from kwsprune.training_data import load_training_data
 
-    data = load_training_data(data_root)
+    data = load_training_data(data_root, model)
     if data["id"] != data_id:
         raise InputError(f"a worker reads other training data at {data_root} (id {data['id']}, the driver's is "
                          f"{data_id}): give every worker the same data root, e.g. on a shared filesystem")
@@ -110,7 +110,7 @@ def run_job(index: int, data_root: str, data_id: str, engine: str, device: str, 
     worker = get_worker()
     torch.set_num_threads(worker.state.nthreads)
     train, _, device, _ = start_engine(engine, device, config)
-    metrics, seconds = train_job(train, _training_data(data_root, data_id), subsets, seeds, config, device, checkpoint,
+    metrics, seconds = train_job(train, _training_data(data_root, data_id, config.model), subsets, seeds, config, device, checkpoint,
                                  on_epoch=lambda epoch, training: worker.log_event(PROGRESS, [index, epoch, training]))
     return metrics, seconds, device
 

@@ -23,6 +23,10 @@ def start_engine(engine: str, device: str, config: TrainConfig):
             log.warning("--dtype bfloat16 on a CPU without avx512_bf16 or amx_bf16 is emulated: slower than float32")
         return train_runs, "torch", device, MAX_MODELS_PER_JOB
     if engine == "keras":
+        from kwsprune.models import model_spec
+
+        if model_spec(config.model).family != "cnn":
+            raise InputError(f"--engine keras trains the original's CNNs only, not {config.model}: use --engine torch")
         if config.dtype != "float32":
             raise InputError(f"--engine keras trains in float32 only, not {config.dtype}: use --engine torch")
         try:
@@ -37,7 +41,7 @@ def start_engine(engine: str, device: str, config: TrainConfig):
 
 def train_job(train, data: dict, subsets, seeds, config: TrainConfig, device: str, checkpoint,
               on_epoch=None) -> tuple[list[dict], float]:
-    """One batched job on the training data (kwsprune.mfcc.load_training_data): its runs' metrics and the seconds
+    """One batched job on the training data (kwsprune.training_data.load_training_data): its runs' metrics and the seconds
     it took. on_epoch(epoch, models still training) reports its progress."""
     began = time.perf_counter()
     metrics = train(data["x_train"], data["y_train"], subsets, data["x_valid"], data["y_valid"], data["x_test"],

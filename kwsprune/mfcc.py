@@ -1,9 +1,11 @@
-"""Step 2: MFCCs of every split, a whole batch of clips at once.
+"""Step 2: MFCCs (or log-mel energies) of every split, a whole batch of clips at once.
 
 The numbers are those of `python_speech_features.mfcc(signal, 16000, numcep=32, nfilt=32)`, the
 original project's features (25 ms frames every 10 ms, nfft 512, pre-emphasis 0.97, a mel filterbank
 from 0 Hz to Nyquist, log, orthonormal DCT-II, cepstral lifter 22, c0 replaced by the log frame
-energy), computed with NumPy over (batch, frames, fft bins) arrays instead of clip by clip.
+energy), computed with NumPy over (batch, frames, fft bins) arrays instead of clip by clip. With
+features="logmel" they are `python_speech_features.logfbank(signal, 16000, nfilt=40)`: the log mel energies
+before the DCT, what BC-ResNet reads (its paper's 40 bands).
 """
 
 import functools
@@ -18,15 +20,15 @@ from tqdm import tqdm
 from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, load_verified, open_output, recorded_sha,
                                 short_id, staged, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
-from kwsprune.dataset import class_names
 from kwsprune.device import available_cores
 from kwsprune.memory import keep_freed_memory
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, clips_file, labels_file, mfcc_file, step_dir
-from kwsprune.validation import InputError, check_same_length, check_waveforms
+from kwsprune.validation import InputError, check_waveforms
 
 MADE_BY = "extract_mfccs.py"
+FEATURES = ("mfcc", "logmel")
 DEFAULTS = dict(sample_rate=SAMPLE_RATE, winlen=0.025, winstep=0.01, numcep=32, nfilt=32, nfft=512,
-                preemph=0.97, ceplifter=22)
+                preemph=0.97, ceplifter=22, features="mfcc")
 _EPS = np.finfo(float).eps  # python_speech_features replaces zeros by float64 eps before the log
 _BAND_BINS = 64  # a band of filters spans at most this many FFT bins (or one filter's width)
 
@@ -76,7 +78,7 @@ def _filter_bands(bank: np.ndarray) -> list:
 
 
 @functools.cache
-def _plan(n_samples, sample_rate, winlen, winstep, numcep, nfilt, nfft, preemph, ceplifter) -> dict:
+def _plan(n_samples, sample_rate, winlen, winstep, numcep, nfilt, nfft, preemph, ceplifter, features) -> dict:
     """Everything about the MFCCs of clips of n_samples that does not depend on the clips."""
     frame_len = int(math.floor(winlen * sample_rate + 0.5))
     frame_step = int(math.floor(winstep * sample_rate + 0.5))
@@ -88,6 +90,8 @@ def _plan(n_samples, sample_rate, winlen, winstep, numcep, nfilt, nfft, preemph,
     cepstral[:nfilt] = scipy.fft.dct(np.eye(nfilt), type=2, axis=-1, norm="ortho")[:, :numcep] * lifter
     cepstral[:, 0] = 0
     cepstral[nfilt, 0] = 1
+    if features == "logmel":  # the log mel energies themselves: the identity in place of the DCT, no energy column
+        cepstral, numcep = np.eye(nfilt + 1)[:, :nfilt], nfilt
     return dict(frame_len=frame_len, frame_step=frame_step, frames_per_clip=frames_per_clip, nfft=nfft,
                 padded_len=(frames_per_clip - 1) * frame_step + frame_len, preemph=preemph, nfilt=nfilt,
                 bands=_filter_bands(bank), cepstral=cepstral, numcep=numcep)
@@ -167,9 +171,14 @@ def mfccs(x, n_threads: int | None = None, out=None, **params) -> np.ndarray:
 
 
 def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
-    """Step 2: `MFCCs/{split}_MFCCs.npy` (n, 99, 32) float32 for every split, with a manifest."""
+    """Step 2: `MFCCs/{split}_MFCCs.npy` (n, 99, 32) float32 for every split, with a manifest; features="logmel":
+    (n, 99, nfilt) log mel energies in the same files (the manifest's params say which)."""
     params = {**DEFAULTS, **params}
-    if params["numcep"] > params["nfilt"]:
+    if params["features"] not in FEATURES:
+        raise InputError(f"--features {params['features']!r}: choose one of {', '.join(FEATURES)}")
+    if params["features"] == "logmel":
+        params["numcep"] = params["nfilt"]
+    elif params["numcep"] > params["nfilt"]:
         raise InputError(f"--numcep {params['numcep']} is more than the {params['nfilt']} mel filters (--nfilt): "
                          "a cepstrum has at most as many coefficients as filters")
     dataset_dir = step_dir(data_root, DATASET_DIR)
@@ -189,7 +198,8 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
             out.flush()
             del out
             files.append(mfcc_file(split))
-        command = command_line(MADE_BY, data_root, {"--numcep": params["numcep"], "--nfilt": params["nfilt"]})
+        command = command_line(MADE_BY, data_root, {"--features": params["features"], "--numcep": params["numcep"],
+                                                    "--nfilt": params["nfilt"]})
         return write_manifest(out_dir, "extract_mfccs", params, inputs, files, command=command)
 
 
@@ -208,16 +218,3 @@ def data_id(data_root) -> str:
     dataset_dir, mfcc_dir = step_dir(data_root, DATASET_DIR), step_dir(data_root, MFCC_DIR)
     return short_id(*[recorded_sha(mfcc_dir, mfcc_file(split), MADE_BY) for split in SPLITS],
                     *[recorded_sha(dataset_dir, labels_file(split), DATASET_MADE_BY) for split in SPLITS])
-
-
-def load_training_data(data_root) -> dict:
-    """MFCCs (x_train, x_valid, x_test) and labels (y_*) of every split in memory, each file checked once
-    against its manifest; with the class count (labels.json) and the data id."""
-    dataset_dir = step_dir(data_root, DATASET_DIR)
-    data = {"n_classes": len(class_names(data_root)), "id": data_id(data_root)}
-    for split in SPLITS:
-        x = np.array(load_mfccs(data_root, split))
-        y = np.array(load_verified(dataset_dir, labels_file(split), DATASET_MADE_BY))
-        check_same_length(x, f"{MFCC_DIR}/{mfcc_file(split)}", y, labels_file(split), "re-run extract_mfccs.py")
-        data[f"x_{split}"], data[f"y_{split}"] = x, y
-    return data

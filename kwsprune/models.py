@@ -109,3 +109,27 @@ def feature_map_values(name: str, input_shape=(99, 32)) -> int:
     map (a floor on the memory traffic a step moves per clip, before the backward pass doubles it)."""
     return input_shape[0] * input_shape[1] + sum(cout * (h * w + ph * pw)
                                                  for _, cout, _, (h, w), (ph, pw) in conv_shapes(name, input_shape))
+
+
+def n_weights(name: str, n_classes: int, input_shape) -> int:
+    """Trainable weights of one model of any family, for inputs of input_shape ((frames, coefficients) or (dim,))."""
+    family = model_spec(name).family
+    if family == "cnn":
+        return n_parameters(name, n_classes, tuple(input_shape))
+    if family == "kws":
+        from kwsprune import networks
+
+        return networks.n_parameters(name, n_classes)
+    return (input_shape[-1] + 1) * n_classes
+
+
+def flops(name: str, n_classes: int, input_shape) -> float:
+    """Floating-point operations of one clip's forward pass through a model of any family."""
+    family = model_spec(name).family
+    if family == "cnn":
+        return forward_flops(name, n_classes, tuple(input_shape))
+    if family == "kws":
+        from kwsprune import networks
+
+        return networks.forward_flops(name, n_classes, tuple(input_shape))
+    return 2.0 * input_shape[-1] * n_classes

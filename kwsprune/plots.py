@@ -362,8 +362,8 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
     if not rows:
         raise InputError(f"{runs_path} has no runs: run run_all_classifications.py first")
     current = current_inputs(data_root)
-    if current.data is None:
-        log.warning("no current MFCCs under %s: the rows are not checked against the data", data_root)
+    if not any(current.data.values()):
+        log.warning("no current MFCCs or embeddings under %s: the rows are not checked against the data", data_root)
     shown, reasons = (rows, None) if include_set_aside else set_aside(rows, current)
     note = describe_set_aside(reasons, runs_path) if reasons else None
     if note:

@@ -145,7 +145,8 @@ def model_score(data_root, name: str, seed: int):
     made in one process share their early training."""
     from kwsprune import model_scores
     from kwsprune.device import pick_device
-    from kwsprune.mfcc import data_id, load_training_data
+    from kwsprune.mfcc import data_id
+    from kwsprune.training_data import load_training_data
 
     out_dir = step_dir(data_root, PRUNED_DIR)
     file = model_scores_file(name, seed)

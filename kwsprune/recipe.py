@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass, fields
 
 import numpy as np
-import torch
 
 from kwsprune.validation import InputError
 
@@ -116,10 +115,17 @@ def check_config(config: TrainConfig) -> None:
 COLUMN_FIELDS = ("model", "batch_size", "max_epochs", "learning_rate", "restore_best", "dtype")
 
 
+HEAD_FIELDS = ("penalty",)  # all a head's fit reads besides its dtype
+
+
 def recipe_text(config: TrainConfig) -> str:
-    """Every field of the recipe outside COLUMN_FIELDS, as `name=value;...` in field order: what a row records so
-    that it can be trained again from the row alone."""
-    return ";".join(f"{f.name}={_spell(getattr(config, f.name))}" for f in fields(config) if f.name not in COLUMN_FIELDS)
+    """Every field of the recipe outside COLUMN_FIELDS that the model's training reads, as `name=value;...` in field
+    order: what a row records so that it can be trained again from the row alone."""
+    from kwsprune.models import model_spec
+
+    head = model_spec(config.model).family == "head"
+    return ";".join(f"{f.name}={_spell(getattr(config, f.name))}" for f in fields(config)
+                    if f.name not in COLUMN_FIELDS and (not head or f.name in HEAD_FIELDS))
 
 
 def _spell(value) -> str:
@@ -140,10 +146,13 @@ def learning_rate_at(config: TrainConfig, step: int, steps_per_epoch: int) -> fl
     return 0.5 * config.learning_rate * (1 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
 
 
-def spec_masks(generator: torch.Generator, clips: int, shape: tuple, config: TrainConfig) -> torch.Tensor | None:
+def spec_masks(generator, clips: int, shape: tuple, config: TrainConfig):
     """One model's SpecAugment keep-mask for a batch, (clips, frames, coefficients) of 0 and 1: for each clip,
     time_masks spans of frames and freq_masks spans of coefficients, each of a width uniform in [0, widest) and
-    placed uniformly, set to 0 (Park et al. 2019, as BC-ResNet's utils.spec_augment). None when there are none."""
+    placed uniformly, set to 0 (Park et al. 2019, as BC-ResNet's utils.spec_augment). None when there are none.
+    generator: the model's torch.Generator."""
+    import torch
+
     frames, coefficients = shape
     keep = torch.ones(clips, frames, coefficients)
     drew = False

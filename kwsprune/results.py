@@ -22,6 +22,7 @@ from pathlib import Path
 from kwsprune.artefacts import short_id, write_text
 from kwsprune.claims import store_lock
 from kwsprune.methods import ORIGINAL_NAMES
+from kwsprune.models import MODELS
 from kwsprune.paths import HISTORY_DIR, RUNS_FILE, history_file, kept_file, pruning_folder
 from kwsprune.validation import InputError
 
@@ -29,16 +30,24 @@ log = logging.getLogger(__name__)
 
 WHOLE_SET = "all"  # the kept column of runs that draw from the whole training set
 IDENTITY_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "model", "engine", "learning_rate", "batch_size",
-                   "batch_used", "max_epochs", "restore_best", "dtype", "data", "kept", "features", "n_init",
+                   "batch_used", "max_epochs", "restore_best", "dtype", "recipe", "data", "kept", "features", "n_init",
                    "prune_seed", "pca"]
 RESULT_FIELDS = ["n_used", "fraction_kept", "n_classes", "n_test", "chance", "test_loss", "test_acc", "epochs",
                  "seconds", "device", "code_version"]
 RUN_FIELDS = IDENTITY_FIELDS + RESULT_FIELDS
 # a study: one recipe on one dataset with one pruning set-up; its rows are compared with each other
-RECIPE_FIELDS = ["model", "engine", "learning_rate", "batch_size", "max_epochs", "restore_best", "dtype", "seed", "data"]
+RECIPE_FIELDS = ["model", "engine", "learning_rate", "batch_size", "max_epochs", "restore_best", "dtype", "recipe", "seed",
+                 "data"]
 SETUP_FIELDS = ["features", "n_init", "prune_seed", "pca"]
 # what the kwsprune before run identities always trained with: its rows are moved to the current columns with these
-OLDER_RECIPE = {"model": "tiny", "learning_rate": "0.005", "restore_best": "always", "dtype": "float32"}
+# the recipe column of every row written before it existed: until then every run trained with these fields
+PLATEAU_RECIPE = ("dropout=0.1;lr_factor=0.5;lr_patience=3;stop_patience=15;min_delta=0.0001;adam_betas=0.9,0.999;"
+                  "adam_epsilon=1e-07;optimizer=adam;momentum=0.9;schedule=plateau;warmup_epochs=0;early_stopping=true;"
+                  "weights=best;ema_decay=0.999;weight_decay=0.0;label_smoothing=0.0;time_masks=0,0;freq_masks=0,0;"
+                  "standardise=false;penalty=1.0")
+OLDER_RECIPE = {"model": "tiny", "learning_rate": "0.005", "restore_best": "always", "dtype": "float32",
+                "recipe": PLATEAU_RECIPE}
+PREVIOUS_FIELDS = [field for field in RUN_FIELDS if field != "recipe"]  # runs.csv before the recipe column
 ORIGINAL_HISTORY_RECORD = "history_original_names.json"  # results/: which study the original-name CSVs hold
 
 OLDER_SCHEMA = "written by an older kwsprune, with no record of their kept set"
@@ -82,10 +91,15 @@ def read_runs(results_dir) -> list[dict]:
             if unknown or "test_acc" not in header:
                 raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
                                  f"move it aside and rerun, a new one is started")
-            rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
-                     "batch_used": row.get("batch_size") or ""} for row in rows]
+            if header == PREVIOUS_FIELDS:  # every field kept; the recipe column says what they trained with
+                rows = [{**row, "recipe": PLATEAU_RECIPE} for row in rows]
+                why = "the recipe column added: they trained with the plateau recipe, as every run did then"
+            else:
+                rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
+                         "batch_used": row.get("batch_size") or ""} for row in rows]
+                why = OLDER_SCHEMA
             write_text(path, _csv_text(rows, header=True))
-        log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), OLDER_SCHEMA)
+        log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), why)
     broken = [row for row in rows if not _is_accuracy(row["test_acc"])]
     if broken and (str(path), len(broken)) not in _WARNED:
         _WARNED.add((str(path), len(broken)))
@@ -136,7 +150,7 @@ def append_rows(results_dir, rows: list[dict]) -> list[dict]:
 @dataclass(frozen=True)
 class CurrentInputs:
     """What rows are checked against; None where the data root cannot tell (that check is then skipped)."""
-    data: str | None
+    data: dict          # {"mfcc": id, "embeddings": id} of the training data a model of each kind reads (or None)
     features: str | None
     kept: dict | None  # (set-up folder, kept file) -> kept id
 
@@ -144,8 +158,8 @@ class CurrentInputs:
 def current_inputs(data_root) -> CurrentInputs:
     """The current training data, embeddings and kept sets of a data root, from their manifests."""
     from kwsprune.embeddings import features_sha
-    from kwsprune.mfcc import data_id
     from kwsprune.pruning import current_kept_ids
+    from kwsprune.training_data import data_id
 
     def attempt(get):
         try:
@@ -153,7 +167,8 @@ def current_inputs(data_root) -> CurrentInputs:
         except InputError:
             return None
 
-    return CurrentInputs(attempt(lambda: data_id(data_root)), attempt(lambda: short_id(features_sha(data_root))),
+    data = {inputs: attempt(lambda: data_id(data_root, inputs)) for inputs in ("mfcc", "embeddings")}
+    return CurrentInputs(data, attempt(lambda: short_id(features_sha(data_root))),
                          current_kept_ids(data_root))
 
 
@@ -165,7 +180,9 @@ def set_aside_reason(row, current: CurrentInputs) -> str | None:
     """Why a row does not describe the current inputs, or None when it does."""
     if not row["kept"]:
         return OLDER_SCHEMA
-    if current.data is not None and row["data"] != current.data:
+    spec = MODELS.get(row["model"])
+    data = current.data.get("embeddings" if spec and spec.inputs == "embeddings" else "mfcc")
+    if data is not None and row["data"] != data:
         return OTHER_DATA
     if row["kept"] == WHOLE_SET or current.kept is None:
         return None

@@ -78,8 +78,9 @@ def study_record(study: Study) -> dict:
 
 def study_from_record(record: dict) -> Study:
     values = {f.name: record[f.name] for f in fields(Study) if f.name in record}
-    values["config"] = TrainConfig(**{**record.get("config", {}),
-                                      "adam_betas": tuple(record.get("config", {}).get("adam_betas", (0.9, 0.999)))})
+    config = record.get("config", {})
+    values["config"] = TrainConfig(**{name: tuple(value) if isinstance(value, list) else value
+                                      for name, value in config.items()})
     for name in ("ns", "methods", "ratios", "ks"):
         values[name] = tuple(values[name])
     return Study(**values)

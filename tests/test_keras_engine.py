@@ -11,7 +11,7 @@ import extract_mfccs  # noqa: E402
 import prepare_dataset  # noqa: E402
 import run_all_classifications  # noqa: E402
 from kwsprune.keras_engine import backend_name, keras_model, train_keras_runs  # noqa: E402
-from kwsprune.mfcc import load_training_data  # noqa: E402
+from kwsprune.training_data import load_training_data  # noqa: E402
 from kwsprune.models import CNNS, n_parameters  # noqa: E402
 from kwsprune.training import TrainConfig, train_runs  # noqa: E402
 

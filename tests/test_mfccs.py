@@ -26,6 +26,21 @@ def test_equal_to_python_speech_features_on_real_clips(dataset, fsdd_dir, speech
     assert np.abs(stored - expected).max() < 1e-4  # float32 rounding of values up to ~100
 
 
+def test_log_mel_bands_equal_python_speech_features_logfbank(speech_commands_dir, tmp_path):
+    """--features logmel: BC-ResNet's 40 log-mel bands, the same numbers as logfbank on real clips."""
+    from python_speech_features import logfbank
+
+    prepare_dataset.main(["--data-root", str(tmp_path), "--source", "speech_commands", "--path", str(speech_commands_dir),
+                          "--words", "all"])
+    clips = np.load(tmp_path / "Dataset_as_Numpy" / "train_x.npy")[:40]
+    expected = np.array([logfbank(clip.astype(np.float64), 16000, nfilt=40) for clip in clips])
+    assert np.abs(mfcc_batch(clips, features="logmel", nfilt=40) - expected).max() < 1e-9
+    extract_mfccs.main(["--data-root", str(tmp_path), "--features", "logmel", "--nfilt", "40"])
+    stored = load_mfccs(tmp_path, "train")
+    assert stored.shape[1:] == (99, 40)
+    np.testing.assert_allclose(stored[:40], expected, atol=1e-4)
+
+
 def test_silence_and_a_single_clip():
     clips = np.zeros((2, 16000), np.float32)
     clips[1, 3000:3400] = np.hanning(400)

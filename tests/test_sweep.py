@@ -237,3 +237,40 @@ def test_a_study_of_many_methods_is_drawn_one_family_a_figure_with_random_in_eac
     assert list(parts) == ["original", "geometry", "training dynamics", "uncertainty", "gradients"]
     assert [r["method"] for r in parts["gradients"]] == ["craig", "glister_balanced", "random"]
     assert all(parts[family][-1]["method"] == "random" for family in parts)
+
+
+def test_a_head_on_frozen_embeddings_is_a_model_of_the_sweep(fresh_features_root):
+    """--model logreg: the heads are fitted on the embeddings of the kept clips and tested on the test split's;
+    their rows say so, and a refit of the same draw gives the same row (a head has no seed)."""
+    root = fresh_features_root
+    found = sweep(root, "--model", "logreg", "--methods", "keep_hard", "random")
+    assert {r["model"] for r in found} == {"logreg"} and {r["recipe"] for r in found} == {"penalty=1.0"}
+    chance = float(found[0]["chance"])
+    assert all(float(r["test_acc"]) > 2 * chance for r in found)  # the demo's 10 words are easy for a head
+    tiny = sweep(root, "--methods", "keep_hard", "random")  # the CNN's rows beside them, not mixed up
+    assert {r["model"] for r in tiny} == {"logreg", "tiny"} and len(tiny) == 2 * len(found)
+    assert {r["data"] for r in tiny if r["model"] == "tiny"}.isdisjoint({r["data"] for r in found})
+
+
+def test_a_model_whose_inputs_are_not_made_is_refused_with_the_command_that_makes_them(fresh_features_root, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        sweep(fresh_features_root, "--model", "bc-resnet-1", "--methods", "random", "--max-epochs", "10")
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err.strip()
+    assert len(message.splitlines()) == 1 and "extract_mfccs.py --features logmel --nfilt 40" in message
+
+
+def test_rows_written_before_the_recipe_column_keep_their_values_and_gain_it(fresh_features_root, caplog):
+    root = fresh_features_root
+    sweep(root, "--methods", "random")
+    path = root / "results" / "runs.csv"
+    with open(path) as f:
+        old = [{k: v for k, v in r.items() if k != "recipe"} for r in csv.DictReader(f)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, [field for field in RUN_FIELDS if field != "recipe"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(old)
+    with caplog.at_level(logging.WARNING):
+        again = sweep(root, "--methods", "random")  # nothing trains again: the rows are the same runs
+    assert "recipe column added" in caplog.text
+    assert [{k: v for k, v in r.items() if k != "recipe"} for r in again] == old

@@ -1,0 +1,165 @@
+"""How repeatable is one training? The spread of test accuracy split into the draw of clips, the training and the
+test set, and the spread of paired differences that decides how many repeats a verdict needs.
+
+  python benchmarks/noise.py --data-root arabic --n 1600 --model tiny                     # the kwsprune recipe
+  python benchmarks/noise.py --data-root arabic --n 1600 --model tiny --recipe steady
+  python benchmarks/noise.py --data-root arabic --n 1600 --model logreg --methods keep_hard ssp_hard --ratio 0.5
+  python benchmarks/noise.py --data-root fsdd --n 2160 --model logreg --out noise.jsonl   # FSDD, 90% kept
+
+For one data root, model and recipe at N training clips, all trained in batched jobs:
+1. A crossed grid: --draws draws of N clips from the whole training split, each trained under --seeds model seeds.
+   Its variance components (kwsprune.variance.crossed_components): draw, seed and residual (the draw x seed
+   interaction: training noise that no seed shares), with 95% intervals, as standard deviations in points.
+2. Two random arms, --pairs pairs: arm A draws as the sweep's random runs do (runs.draw with the study's seed),
+   arm B with the next seed; both trained under the same model seed. The sd of their paired differences, with
+   its chi-square interval: what `--repeats auto` sees between two arms that differ by nothing but their draw.
+3. For each of --methods: its kept clips at --ratio against random, --pairs pairs as the sweep pairs them (same
+   repeat, same model seed): the sd of the paired differences (needs pruning.py's kept sets).
+4. The test set: the sd of one run's accuracy and of one paired difference over test sets resampled from this one,
+   by speaker where the data root knows the test clips' speakers (kwsprune.variance.test_set_sd).
+Prints a table (accuracies and spreads in points, 1 point = 0.01 accuracy); --out appends one JSON line a row.
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kwsprune.models import model_spec  # noqa: E402
+from kwsprune.paths import DATASET_DIR, step_dir  # noqa: E402
+from kwsprune.pruning import PruningSetup, load_kept  # noqa: E402
+from kwsprune.recipe import RECIPES, recipe_text  # noqa: E402
+from kwsprune.runs import draw, model_seed  # noqa: E402
+from kwsprune.training import train_runs  # noqa: E402
+from kwsprune.training_data import load_training_data  # noqa: E402
+from kwsprune.variance import crossed_components, sd_interval, test_set_sd  # noqa: E402
+
+GRID_OFFSET = 1000  # the grid's draws and seeds use repeats from here, apart from the pairs' 0 .. pairs - 1
+MODELS_PER_JOB = 100
+
+
+def train_all(data, subsets, seeds, config, device) -> list[dict]:
+    """Every (subset, seed) trained, MODELS_PER_JOB a job; each run's metrics and test predictions."""
+    out = []
+    for start in range(0, len(subsets), MODELS_PER_JOB):
+        out += train_runs(data["x_train"], data["y_train"], subsets[start:start + MODELS_PER_JOB], data["x_valid"],
+                          data["y_valid"], data["x_test"], data["y_test"], data["n_classes"],
+                          seeds[start:start + MODELS_PER_JOB], config, device)
+    return out
+
+
+def measure(data_root, n: int, config, draws: int, seeds: int, pairs: int, methods, ratio: float, k: int, seed: int,
+            device: str) -> dict:
+    data = load_training_data(data_root, config.model)
+    n_train = len(data["y_train"])
+    pool = np.arange(n_train)
+    speakers_file = step_dir(data_root, DATASET_DIR) / "test_speakers.npy"
+    speakers = np.load(speakers_file, allow_pickle=False) if speakers_file.exists() else None
+    plan = []  # (label, subset, model seed)
+    for d in range(draws):
+        for s in range(seeds):
+            plan.append((("grid", d, s), draw(pool, str(n), seed, GRID_OFFSET + d), model_seed(seed, GRID_OFFSET + s)))
+    for r in range(pairs):
+        plan.append((("random", r), draw(pool, str(n), seed, r), model_seed(seed, r)))
+        plan.append((("other random", r), draw(pool, str(n), seed + 1, r), model_seed(seed, r)))
+    for method in methods:
+        kept, _ = load_kept(data_root, PruningSetup(k, 10, seed, None), method, ratio)
+        for r in range(pairs):
+            plan.append(((method, r), draw(kept, str(n), seed, r), model_seed(seed, r)))
+    began = time.perf_counter()
+    results = train_all(data, [p[1] for p in plan], [p[2] for p in plan], config, device)
+    seconds = (time.perf_counter() - began) / len(plan)
+    by_label = {label: result for (label, _, _), result in zip(plan, results)}
+    y_test = np.asarray(data["y_test"])
+    right = {label: (r["predicted"] == y_test).astype(np.float64) for label, r in by_label.items()}
+    grid = np.array([[by_label[("grid", d, s)]["test_acc"] for s in range(seeds)] for d in range(draws)])
+    components = crossed_components(grid)
+    row = {"data_root": str(data_root), "n": n, "model": config.model, "recipe": recipe_text(config),
+           "epochs": config.max_epochs, "n_test": len(y_test), "test_speakers": None if speakers is None else
+           int(len(np.unique(speakers))), "mean_acc": float(grid.mean()), "grid_sd": float(grid.std(ddof=1)),
+           "seconds_per_training": seconds, "runs": len(plan), "grid": [draws, seeds]}
+    for name, (estimate, low, high) in components.items():
+        row[f"sd_{name}"] = [float(np.sqrt(estimate)), float(np.sqrt(low)), float(np.sqrt(high))]
+    random_acc = np.array([by_label[("random", r)]["test_acc"] for r in range(pairs)])
+    aa = random_acc - np.array([by_label[("other random", r)]["test_acc"] for r in range(pairs)])
+    row["aa_mean"], row["sd_aa"] = float(aa.mean()), [float(v) for v in sd_interval(aa)]
+    row["test_sd_run"] = float(np.mean([test_set_sd(right[("random", r)], speakers) for r in range(min(pairs, 10))]))
+    row["test_sd_aa"] = float(np.mean([test_set_sd(right[("random", r)] - right[("other random", r)], speakers)
+                                       for r in range(min(pairs, 10))]))
+    row["methods"] = {}
+    for method in methods:
+        diff = np.array([by_label[(method, r)]["test_acc"] for r in range(pairs)]) - random_acc
+        row["methods"][method] = {"ratio": ratio, "mean": float(diff.mean()), "sd": [float(v) for v in sd_interval(diff)],
+                                  "test_sd": float(np.mean([test_set_sd(right[(method, r)] - right[("random", r)],
+                                                                        speakers) for r in range(min(pairs, 10))]))}
+    return row
+
+
+def points(values) -> str:
+    """An sd [low, high] in points."""
+    return f"{100 * values[0]:.2f} [{100 * values[1]:.2f}, {100 * values[2]:.2f}]"
+
+
+def print_row(row: dict) -> None:
+    name = Path(row["data_root"]).name
+    print(f"\n{name}, N = {row['n']}, {row['model']} ({row['runs']} trainings, {row['seconds_per_training']:.2f} s each "
+          f"on this machine); recipe: {row['recipe']}")
+    print(f"  test accuracy over the {row['grid'][0]} x {row['grid'][1]} grid: mean {row['mean_acc']:.3f}, "
+          f"sd {100 * row['grid_sd']:.2f} points")
+    print(f"  {'source':<34s} {'sd, points [95% interval]':>28s}")
+    for label, key in (("draw of clips", "sd_draw"), ("model seed (shared across draws)", "sd_seed"),
+                       ("training (seed x draw)", "sd_residual")):
+        print(f"  {label:<34s} {points(row[key]):>28s}")
+    print(f"  {'two random arms, paired':<34s} {points(row['sd_aa']):>28s}  (mean {100 * row['aa_mean']:+.2f})")
+    unit = "speakers" if row["test_speakers"] else "clips"
+    print(f"  {'test set: one run':<34s} {100 * row['test_sd_run']:>10.2f}  ({row['n_test']} clips, resampled by {unit})")
+    print(f"  {'test set: one paired difference':<34s} {100 * row['test_sd_aa']:>10.2f}")
+    for method, m in row["methods"].items():
+        print(f"  {method + ' - random, paired':<34s} {points(m['sd']):>28s}  (mean {100 * m['mean']:+.2f}, "
+              f"test set {100 * m['test_sd']:.2f})")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--n", type=int, nargs="+", required=True, help="training clips per run")
+    parser.add_argument("--model", default="tiny")
+    parser.add_argument("--recipe", default=None, help="default: the model's own")
+    parser.add_argument("--max-epochs", type=int, default=None, help="the recipe's epoch budget or cap, changed")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="other recipe fields changed, e.g. weights=last standardise=true")
+    parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--methods", nargs="*", default=[])
+    parser.add_argument("--ratio", type=float, default=0.5, help="the methods' fraction removed")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, help="append each row as one JSON line")
+    args = parser.parse_args(argv)
+    config = replace(RECIPES[args.recipe or model_spec(args.model).recipe], model=args.model)
+    if args.max_epochs:
+        config = replace(config, max_epochs=args.max_epochs)
+    for item in args.set:
+        field, value = item.split("=", 1)
+        current = getattr(config, field)
+        parsed = (value.lower() == "true" if isinstance(current, bool) else tuple(int(v) for v in value.split(","))
+                  if isinstance(current, tuple) else type(current)(value) if current is not None else value)
+        config = replace(config, **{field: parsed})
+    for n in args.n:
+        row = measure(args.data_root, n, config, args.draws, args.seeds, args.pairs, args.methods, args.ratio, args.k,
+                      args.seed, args.device)
+        print_row(row)
+        if args.out:
+            with open(args.out, "a") as out:
+                out.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

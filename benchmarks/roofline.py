@@ -11,6 +11,8 @@ measured in the same run. Then the sweep as users run it against the original's 
 per run of Keras' model.fit (`classification_pruning.py --engine keras`), both at N = 400 with 10,000
 validation clips and the original's recipe, on synthetic audio (their accuracies mean nothing; their
 speed does): seconds per run and the ratio; --dtype applies to the sweep too (Keras stays in float32).
+--networks: the keyword-spotting networks' training steps the same way (N = 1,600, batch 100, their inputs'
+shapes), FLOPs counted by torch's FlopCounterMode (kwsprune.models.flops).
 """
 
 import argparse
@@ -27,8 +29,10 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from synthetic_root import synthetic_root  # noqa: E402
-from kwsprune.models import feature_map_values, forward_flops  # noqa: E402
+from kwsprune.models import feature_map_values, flops as model_flops, forward_flops  # noqa: E402
+from kwsprune.recipe import RECIPES  # noqa: E402
 from kwsprune.training import TrainConfig, compiles_validation, evaluate, fit, init_params  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 N, N_VALID, N_CLASSES = 400, 10000, 10
 
@@ -84,6 +88,24 @@ def step_and_validation(models: int, dtype: str, device: str) -> tuple[float, fl
     return step, validation
 
 
+NETWORK_SHAPES = {"ds-cnn-s": (99, 32), "ds-cnn-m": (99, 32), "bc-resnet-1": (99, 40), "bc-resnet-3": (99, 40)}
+
+
+def network_step(name: str, models: int, device: str, n: int = 1600) -> float:
+    """Seconds of one training epoch of `models` networks on n clips each, in the network's recipe (batch 100)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, *NETWORK_SHAPES[name]), dtype=np.float32)
+    y = rng.integers(N_CLASSES, size=n)
+    subsets, seeds = [np.arange(n)] * models, list(range(models))
+    recipe = RECIPES["bc-resnet" if name.startswith("bc") else "ds-cnn"]
+
+    def epochs(count: int) -> float:
+        config = replace(recipe, model=name, max_epochs=count, warmup_epochs=0)
+        return best_of(lambda: fit(x, y, subsets, x[:1], y[:1], N_CLASSES, seeds, config, device), 1)
+
+    return (epochs(3) - epochs(1)) / 2
+
+
 def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_runs: int, device: str, dtype: str) -> None:
     """Seconds per run: the sweep (one command, batched) against one fresh Keras process per run."""
     root = synthetic_root(tmp, {"train": 1000, "valid": N_VALID, "test": 1000}, N_CLASSES)
@@ -128,6 +150,8 @@ def main(argv=None):
                         help="runs of one Keras process each, on the CPU (default: %(default)s; 0: none)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--skip-sweep", action="store_true", help="only the roofline table")
+    parser.add_argument("--networks", nargs="*", default=[], choices=list(NETWORK_SHAPES),
+                        help="also time these networks' training steps (N = 1,600, batch 100)")
     args = parser.parse_args(argv)
 
     matmul, bandwidth = machine_limits(args.device)
@@ -146,6 +170,13 @@ def main(argv=None):
             print(f"{name:<11s} {models:6d} {seconds:7.3f} {rate:9.0f} {rate * factor * flops / 1e9:8.1f} "
                   f"{rate * factor * flops / 1e9 / matmul:9.1%} {factor * values * size / 1e3:8.0f} "
                   f"{rate * factor * values * size / 1e9:6.1f}")
+    for name in args.networks:
+        flops_net = model_flops(name, N_CLASSES, NETWORK_SHAPES[name])
+        for models in args.models:
+            seconds = network_step(name, models, args.device)
+            rate = 1600 * models / seconds
+            print(f"{name + ' step':<11s} {models:6d} {seconds:7.3f} {rate:9.0f} {rate * 3 * flops_net / 1e9:8.1f} "
+                  f"{rate * 3 * flops_net / 1e9 / matmul:9.1%}")
     if not args.skip_sweep:
         with tempfile.TemporaryDirectory() as tmp:
             sweep_against_process_per_run(Path(tmp), args.epochs, args.runs, args.process_runs, args.device, args.dtype)

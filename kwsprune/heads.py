@@ -27,17 +27,18 @@ def standardise(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
-def _objective(theta, x, y, n_classes: int, penalty_weight: float):
-    """Per-head objective (heads,) and its gradient (heads, P) at theta (heads, P = dim * C + C)."""
-    theta = theta.detach().requires_grad_()
-    dim = x.shape[2]
-    weight = theta[:, :dim * n_classes].reshape(-1, dim, n_classes)
+def _objective(theta, x, y_onehot, n_classes: int, penalty_weight: float):
+    """Per-head objective (heads,) and its gradient (heads, P) at theta (heads, P = dim * C + C), in closed form:
+    the mean of (softmax - onehot) times [x, 1], plus the penalty's pull on the weights."""
+    heads, n, dim = x.shape
+    weight = theta[:, :dim * n_classes].reshape(heads, dim, n_classes)
     bias = theta[:, dim * n_classes:]
-    logits = torch.bmm(x, weight) + bias[:, None, :]
-    losses = F.cross_entropy(logits.permute(0, 2, 1), y, reduction="none").mean(dim=1)
-    losses = losses + 0.5 * penalty_weight * (weight * weight).sum(dim=(1, 2))
-    (grad,) = torch.autograd.grad(losses.sum(), theta)  # heads never mix: the sum's gradient is each head's own
-    return losses.detach(), grad
+    logits = torch.baddbmm(bias[:, None, :], x, weight)
+    log_p = torch.log_softmax(logits, dim=2)
+    losses = -(log_p * y_onehot).sum(dim=2).mean(dim=1) + 0.5 * penalty_weight * (weight * weight).sum(dim=(1, 2))
+    error = (log_p.exp() - y_onehot) / n  # (heads, n, C)
+    grad_weight = torch.bmm(x.transpose(1, 2), error) + penalty_weight * weight
+    return losses, torch.cat([grad_weight.reshape(heads, -1), error.sum(dim=1)], dim=1)
 
 
 def _direction(grad, s_hist, y_hist, rho, valid, order, gamma):
@@ -75,7 +76,8 @@ def fit_logistic(x_train, y_train, subsets, n_classes: int, penalty: float = 1.0
     rho = torch.zeros(heads, HISTORY, dtype=dtype, device=device)
     valid = torch.zeros_like(rho)
     gamma = torch.ones(heads, dtype=dtype, device=device)
-    loss, grad = _objective(theta, x, y, n_classes, penalty_weight)
+    onehot = F.one_hot(y, n_classes).to(dtype)
+    loss, grad = _objective(theta, x, onehot, n_classes, penalty_weight)
     active = grad.abs().amax(dim=1) > tol
     iterations = torch.zeros(heads, dtype=torch.long, device=device)
     for it in range(max_iterations):
@@ -89,12 +91,16 @@ def fit_logistic(x_train, y_train, subsets, n_classes: int, penalty: float = 1.0
         step = torch.ones(heads, dtype=dtype, device=device)
         pending = active.clone()
         new_theta, new_loss, new_grad = theta.clone(), loss.clone(), grad.clone()
-        for _ in range(MAX_HALVINGS):
-            trial = theta + step[:, None] * direction
-            trial_loss, trial_grad = _objective(trial, x, y, n_classes, penalty_weight)
-            accept = pending & (trial_loss <= loss + ARMIJO * step * slope)
-            new_theta[accept], new_loss[accept], new_grad[accept] = trial[accept], trial_loss[accept], trial_grad[accept]
-            pending &= ~accept
+        for _ in range(MAX_HALVINGS):  # Armijo backtracking, each head on its own: only those still searching
+            trying = torch.nonzero(pending).flatten()
+            trial = theta[trying] + step[trying, None] * direction[trying]
+            every = len(trying) == heads  # no copy of the clips when every head is still searching
+            trial_loss, trial_grad = _objective(trial, x if every else x[trying], onehot if every else onehot[trying],
+                                                n_classes, penalty_weight)
+            ok = trial_loss <= loss[trying] + ARMIJO * step[trying] * slope[trying]
+            accepted = trying[ok]
+            new_theta[accepted], new_loss[accepted], new_grad[accepted] = trial[ok], trial_loss[ok], trial_grad[ok]
+            pending[accepted] = False
             if not pending.any():
                 break
             step = torch.where(pending, step * 0.5, step)

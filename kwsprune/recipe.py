@@ -87,7 +87,7 @@ RECIPES = {
     "bc-resnet-3": TrainConfig(model="bc-resnet-3", batch_size=100, learning_rate=0.1, optimizer="sgd",
                                schedule="cosine", warmup_epochs=5, max_epochs=200, early_stopping=False,
                                weights="last", weight_decay=1e-3, time_masks=(2, 20), freq_masks=(2, 5)),
-    "head": TrainConfig(model="logreg", penalty=1.0),
+    "head": TrainConfig(model="logreg", penalty=1.0, dtype="float64"),  # L-BFGS converges in float64; float32 stalls
 }
 
 

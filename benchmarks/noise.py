@@ -16,8 +16,9 @@ For one data root, model and recipe at N training clips, all trained in batched 
 3. For each of --methods: its kept clips at --ratio against random, --pairs pairs as the sweep pairs them (same
    repeat, same model seed): the sd of the paired differences (needs pruning.py's kept sets).
 4. The test set: the sd of one run's accuracy and of one paired difference over test sets resampled from this one,
-   by speaker where the data root knows the test clips' speakers (kwsprune.variance.test_set_sd).
-Prints a table (accuracies and spreads in points, 1 point = 0.01 accuracy); --out appends one JSON line a row.
+   by speaker where the data root knows the test clips' speakers (kwsprune.variance.spread_over_test_sets).
+Prints a table (accuracies and spreads in points, 1 point = 0.01 accuracy); --out appends one JSON line a row;
+--summarise FILE prints those lines as one Markdown table (what docs/measurements.md shows).
 """
 
 import argparse
@@ -37,7 +38,7 @@ from kwsprune.recipe import RECIPES, recipe_text  # noqa: E402
 from kwsprune.runs import draw, model_seed  # noqa: E402
 from kwsprune.training import train_runs  # noqa: E402
 from kwsprune.training_data import load_training_data  # noqa: E402
-from kwsprune.variance import crossed_components, sd_interval, test_set_sd  # noqa: E402
+from kwsprune.variance import crossed_components, sd_interval, spread_over_test_sets  # noqa: E402
 
 GRID_OFFSET = 1000  # the grid's draws and seeds use repeats from here, apart from the pairs' 0 .. pairs - 1
 MODELS_PER_JOB = 100
@@ -53,8 +54,9 @@ def train_all(data, subsets, seeds, config, device) -> list[dict]:
     return out
 
 
-def measure(data_root, n: int, config, draws: int, seeds: int, pairs: int, methods, ratio: float, k: int, seed: int,
-            device: str) -> dict:
+def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs: int, methods, ratio: float, k: int,
+            seed: int, device: str) -> dict:
+    """One row of the table: config (named `label`) at n clips on data_root."""
     data = load_training_data(data_root, config.model)
     n_train = len(data["y_train"])
     pool = np.arange(n_train)
@@ -79,7 +81,7 @@ def measure(data_root, n: int, config, draws: int, seeds: int, pairs: int, metho
     right = {label: (r["predicted"] == y_test).astype(np.float64) for label, r in by_label.items()}
     grid = np.array([[by_label[("grid", d, s)]["test_acc"] for s in range(seeds)] for d in range(draws)])
     components = crossed_components(grid)
-    row = {"data_root": str(data_root), "n": n, "model": config.model, "recipe": recipe_text(config),
+    row = {"data_root": str(data_root), "n": n, "model": config.model, "recipe_name": label, "recipe": recipe_text(config),
            "epochs": config.max_epochs, "n_test": len(y_test), "test_speakers": None if speakers is None else
            int(len(np.unique(speakers))), "mean_acc": float(grid.mean()), "grid_sd": float(grid.std(ddof=1)),
            "seconds_per_training": seconds, "runs": len(plan), "grid": [draws, seeds]}
@@ -88,14 +90,14 @@ def measure(data_root, n: int, config, draws: int, seeds: int, pairs: int, metho
     random_acc = np.array([by_label[("random", r)]["test_acc"] for r in range(pairs)])
     aa = random_acc - np.array([by_label[("other random", r)]["test_acc"] for r in range(pairs)])
     row["aa_mean"], row["sd_aa"] = float(aa.mean()), [float(v) for v in sd_interval(aa)]
-    row["test_sd_run"] = float(np.mean([test_set_sd(right[("random", r)], speakers) for r in range(min(pairs, 10))]))
-    row["test_sd_aa"] = float(np.mean([test_set_sd(right[("random", r)] - right[("other random", r)], speakers)
+    row["test_sd_run"] = float(np.mean([spread_over_test_sets(right[("random", r)], speakers) for r in range(min(pairs, 10))]))
+    row["test_sd_aa"] = float(np.mean([spread_over_test_sets(right[("random", r)] - right[("other random", r)], speakers)
                                        for r in range(min(pairs, 10))]))
     row["methods"] = {}
     for method in methods:
         diff = np.array([by_label[(method, r)]["test_acc"] for r in range(pairs)]) - random_acc
         row["methods"][method] = {"ratio": ratio, "mean": float(diff.mean()), "sd": [float(v) for v in sd_interval(diff)],
-                                  "test_sd": float(np.mean([test_set_sd(right[(method, r)] - right[("random", r)],
+                                  "test_sd": float(np.mean([spread_over_test_sets(right[(method, r)] - right[("random", r)],
                                                                         speakers) for r in range(min(pairs, 10))]))}
     return row
 
@@ -124,10 +126,26 @@ def print_row(row: dict) -> None:
               f"test set {100 * m['test_sd']:.2f})")
 
 
+def summarise(path: Path) -> None:
+    """The JSON lines of earlier runs as one Markdown table, one row each, in the order run."""
+    print("| data, N | model, recipe | epochs | test accuracy | sd draw | sd seed | sd training | sd A/A paired, 30 | "
+          "test set: run, paired | s a training |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        name = row["recipe_name"]
+        epochs = "" if row["model"] == "logreg" else row["epochs"]
+        print(f"| {Path(row['data_root']).name}, {row['n']:,} | {row['model']}, {name} | {epochs} | {row['mean_acc']:.3f} | "
+              f"{points(row['sd_draw'])} | {points(row['sd_seed'])} | {points(row['sd_residual'])} | "
+              f"**{points(row['sd_aa'])}** | {100 * row['test_sd_run']:.2f}, {100 * row['test_sd_aa']:.2f} | "
+              f"{row['seconds_per_training']:.2f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, required=True)
-    parser.add_argument("--n", type=int, nargs="+", required=True, help="training clips per run")
+    parser.add_argument("--summarise", type=Path, help="print the JSON lines of --out as a Markdown table, and stop")
+    parser.add_argument("--data-root", type=Path)
+    parser.add_argument("--n", type=int, nargs="+", help="training clips per run")
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--recipe", default=None, help="default: the model's own")
     parser.add_argument("--max-epochs", type=int, default=None, help="the recipe's epoch budget or cap, changed")
@@ -143,9 +161,17 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="append each row as one JSON line")
     args = parser.parse_args(argv)
-    config = replace(RECIPES[args.recipe or model_spec(args.model).recipe], model=args.model)
+    if args.summarise:
+        summarise(args.summarise)
+        return
+    if not args.data_root or not args.n:
+        parser.error("--data-root and --n are needed (or --summarise)")
+    label = args.recipe or model_spec(args.model).recipe
+    config = replace(RECIPES[label], model=args.model)
     if args.max_epochs:
         config = replace(config, max_epochs=args.max_epochs)
+        label += f", {args.max_epochs} epochs"
+    label = ", ".join([label, *args.set])
     for item in args.set:
         field, value = item.split("=", 1)
         current = getattr(config, field)
@@ -153,7 +179,7 @@ def main(argv=None):
                   if isinstance(current, tuple) else type(current)(value) if current is not None else value)
         config = replace(config, **{field: parsed})
     for n in args.n:
-        row = measure(args.data_root, n, config, args.draws, args.seeds, args.pairs, args.methods, args.ratio, args.k,
+        row = measure(args.data_root, n, config, label, args.draws, args.seeds, args.pairs, args.methods, args.ratio, args.k,
                       args.seed, args.device)
         print_row(row)
         if args.out:

@@ -6,7 +6,7 @@
   residual's exact from the chi-square; the others by Graybill and Wang's modified large-sample method, as in
   Burdick and Graybill 1992, "Confidence intervals on variance components").
 - `sd_interval`: a standard deviation and its exact chi-square interval, for the spread of paired differences.
-- `test_set_sd`: how far one run's accuracy (or a paired difference) would move on another test set like this one,
+- `spread_over_test_sets`: how far one run's accuracy (or a paired difference) would move on another test set like this one,
   by resampling its clips, or whole speakers where they are known (test clips of one speaker are not independent).
 """
 
@@ -66,7 +66,7 @@ def sd_interval(values, alpha: float = 0.05) -> tuple[float, float, float]:
             s * np.sqrt((n - 1) / stats.chi2.ppf(alpha / 2, n - 1)))
 
 
-def test_set_sd(correct, speakers=None, resamples: int = 2000, seed: int = 0) -> float:
+def spread_over_test_sets(correct, speakers=None, resamples: int = 2000, seed: int = 0) -> float:
     """The standard deviation of a mean over test clips, over test sets resampled from this one: correct is one
     value per test clip (1/0 right or wrong for an accuracy; the difference of two runs' for a paired
     difference), speakers the speaker of each clip (resampled whole, with replacement) or None (clips)."""

@@ -139,6 +139,15 @@ def summarise(path: Path) -> None:
               f"{points(row['sd_draw'])} | {points(row['sd_seed'])} | {points(row['sd_residual'])} | "
               f"**{points(row['sd_aa'])}** | {100 * row['test_sd_run']:.2f}, {100 * row['test_sd_aa']:.2f} | "
               f"{row['seconds_per_training']:.2f} |")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    if any(row["methods"] for row in rows):
+        print("\n| data, N | model, recipe | method, fraction kept | mean paired difference | sd paired, 30 | "
+              "test set: paired |")
+        print("| --- | --- | --- | ---: | ---: | ---: |")
+        for row in rows:
+            for method, m in row["methods"].items():
+                print(f"| {Path(row['data_root']).name}, {row['n']:,} | {row['model']}, {row['recipe_name']} | {method}, "
+                      f"{1 - m['ratio']:g} | {100 * m['mean']:+.2f} | {points(m['sd'])} | {100 * m['test_sd']:.2f} |")
 
 
 def main(argv=None):

@@ -85,8 +85,9 @@ def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs
            "epochs": config.max_epochs, "n_test": len(y_test), "test_speakers": None if speakers is None else
            int(len(np.unique(speakers))), "mean_acc": float(grid.mean()), "grid_sd": float(grid.std(ddof=1)),
            "seconds_per_training": seconds, "runs": len(plan), "grid": [draws, seeds]}
-    for name, (estimate, low, high) in components.items():
-        row[f"sd_{name}"] = [float(np.sqrt(estimate)), float(np.sqrt(low)), float(np.sqrt(high))]
+    for name, (estimate, low, high) in components.items():  # an interval it could not give is null, not NaN
+        row[f"sd_{name}"] = [None if np.isnan(v) else float(np.sqrt(v)) for v in (estimate, low, high)]
+    row["pairs"] = pairs
     random_acc = np.array([by_label[("random", r)]["test_acc"] for r in range(pairs)])
     aa = random_acc - np.array([by_label[("other random", r)]["test_acc"] for r in range(pairs)])
     row["aa_mean"], row["sd_aa"] = float(aa.mean()), [float(v) for v in sd_interval(aa)]
@@ -107,6 +108,19 @@ def points(values) -> str:
     return f"{100 * values[0]:.2f} [{100 * values[1]:.2f}, {100 * values[2]:.2f}]"
 
 
+def seeded(row: dict) -> bool:
+    """Whether the row's model has a seed at all (a head's fit has none: its seed and training columns say so)."""
+    return model_spec(row["model"]).family != "head"
+
+
+def pairs_of(row: dict) -> int:
+    """The A/A pairs behind a row (older rows did not record them: every pair is 2 + one run a method)."""
+    if "pairs" in row:
+        return row["pairs"]
+    draws, seeds = row["grid"]
+    return (row["runs"] - draws * seeds) // (2 + len(row["methods"]))
+
+
 def print_row(row: dict) -> None:
     name = Path(row["data_root"]).name
     print(f"\n{name}, N = {row['n']}, {row['model']} ({row['runs']} trainings, {row['seconds_per_training']:.2f} s each "
@@ -116,7 +130,7 @@ def print_row(row: dict) -> None:
     print(f"  {'source':<34s} {'sd, points [95% interval]':>28s}")
     for label, key in (("draw of clips", "sd_draw"), ("model seed (shared across draws)", "sd_seed"),
                        ("training (seed x draw)", "sd_residual")):
-        print(f"  {label:<34s} {points(row[key]):>28s}")
+        print(f"  {label:<34s} {points(row[key]) if seeded(row) or key == 'sd_draw' else 'none: no seed':>28s}")
     print(f"  {'two random arms, paired':<34s} {points(row['sd_aa']):>28s}  (mean {100 * row['aa_mean']:+.2f})")
     unit = "speakers" if row["test_speakers"] else "clips"
     print(f"  {'test set: one run':<34s} {100 * row['test_sd_run']:>10.2f}  ({row['n_test']} clips, resampled by {unit})")
@@ -128,26 +142,26 @@ def print_row(row: dict) -> None:
 
 def summarise(path: Path) -> None:
     """The JSON lines of earlier runs as one Markdown table, one row each, in the order run."""
-    print("| data, N | model, recipe | epochs | test accuracy | sd draw | sd seed | sd training | sd A/A paired, 30 | "
+    print("| data, N | model, recipe | epochs | test accuracy | sd draw | sd seed | sd training | sd A/A paired (pairs) | "
           "test set: run, paired | s a training |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        name = row["recipe_name"]
-        epochs = "" if row["model"] == "logreg" else row["epochs"]
-        print(f"| {Path(row['data_root']).name}, {row['n']:,} | {row['model']}, {name} | {epochs} | {row['mean_acc']:.3f} | "
-              f"{points(row['sd_draw'])} | {points(row['sd_seed'])} | {points(row['sd_residual'])} | "
-              f"**{points(row['sd_aa'])}** | {100 * row['test_sd_run']:.2f}, {100 * row['test_sd_aa']:.2f} | "
-              f"{row['seconds_per_training']:.2f} |")
     rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for row in rows:
+        seed, training = ((points(row["sd_seed"]), points(row["sd_residual"])) if seeded(row) else ("none", "none"))
+        epochs = row["epochs"] if seeded(row) else ""
+        print(f"| {Path(row['data_root']).name}, {row['n']:,} | {row['model']}, {row['recipe_name']} | {epochs} | "
+              f"{row['mean_acc']:.3f} | {points(row['sd_draw'])} | {seed} | {training} | "
+              f"**{points(row['sd_aa'])}** ({pairs_of(row)}) | {100 * row['test_sd_run']:.2f}, {100 * row['test_sd_aa']:.2f} | "
+              f"{row['seconds_per_training']:.2f} |")
     if any(row["methods"] for row in rows):
-        print("\n| data, N | model, recipe | method, fraction kept | mean paired difference | sd paired, 30 | "
+        print("\n| data, N | model, recipe | method, fraction kept | mean paired difference | sd paired (pairs) | "
               "test set: paired |")
         print("| --- | --- | --- | ---: | ---: | ---: |")
         for row in rows:
             for method, m in row["methods"].items():
                 print(f"| {Path(row['data_root']).name}, {row['n']:,} | {row['model']}, {row['recipe_name']} | {method}, "
-                      f"{1 - m['ratio']:g} | {100 * m['mean']:+.2f} | {points(m['sd'])} | {100 * m['test_sd']:.2f} |")
+                      f"{1 - m['ratio']:g} | {100 * m['mean']:+.2f} | {points(m['sd'])} ({pairs_of(row)}) | "
+                      f"{100 * m['test_sd']:.2f} |")
 
 
 def main(argv=None):

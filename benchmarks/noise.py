@@ -91,15 +91,18 @@ def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs
     random_acc = np.array([by_label[("random", r)]["test_acc"] for r in range(pairs)])
     aa = random_acc - np.array([by_label[("other random", r)]["test_acc"] for r in range(pairs)])
     row["aa_mean"], row["sd_aa"] = float(aa.mean()), [float(v) for v in sd_interval(aa)]
-    row["test_sd_run"] = float(np.mean([spread_over_test_sets(right[("random", r)], speakers) for r in range(min(pairs, 10))]))
-    row["test_sd_aa"] = float(np.mean([spread_over_test_sets(right[("random", r)] - right[("other random", r)], speakers)
-                                       for r in range(min(pairs, 10))]))
+
+    def over_test_sets(arm: str, other: str | None = None) -> float:
+        """The test set's spread of one arm's accuracy (or of arm - other), averaged over the first 10 pairs."""
+        return float(np.mean([spread_over_test_sets(right[(arm, r)] - (right[(other, r)] if other else 0), speakers)
+                              for r in range(min(pairs, 10))]))
+
+    row["test_sd_run"], row["test_sd_aa"] = over_test_sets("random"), over_test_sets("random", "other random")
     row["methods"] = {}
     for method in methods:
         diff = np.array([by_label[(method, r)]["test_acc"] for r in range(pairs)]) - random_acc
         row["methods"][method] = {"ratio": ratio, "mean": float(diff.mean()), "sd": [float(v) for v in sd_interval(diff)],
-                                  "test_sd": float(np.mean([spread_over_test_sets(right[(method, r)] - right[("random", r)],
-                                                                        speakers) for r in range(min(pairs, 10))]))}
+                                  "test_sd": over_test_sets(method, "random")}
     return row
 
 

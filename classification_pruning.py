@@ -1,12 +1,13 @@
-"""Step 4: train the CNN on MFCCs of the kept clips of one configuration; report test loss and accuracy.
+"""Step 4: train a classifier on the kept clips of one configuration; report test loss and accuracy. By default a
+logistic-regression head on extract_embeddings.py's vectors (--model logreg); --model tiny: the original's CNN on MFCCs.
 
   python classification_pruning.py --n 400 --k 10 --method keep_hard --ratio 0.2
   python classification_pruning.py --n all --method random --ratio 0.3 --repeats 5
   python classification_pruning.py --n all --method random --ratio 1.0    # the whole training set
-  python classification_pruning.py --n 400 --method simple --ratio 0.2 --recipe original --original-names
+  python classification_pruning.py --n 400 --method simple --ratio 0.2 --model tiny --recipe original --original-names
 
 Rows go to results/runs.csv (a run already there is not trained again) and to the original's
-per-configuration CSVs under results/history/. Early-stopped on the validation split.
+per-configuration CSVs under results/history/. The CNNs are early-stopped on the validation split (recipe kwsprune).
 """
 
 from kwsprune.classify import run_classifications
@@ -23,7 +24,7 @@ PCA = None             # PCA dimension of the pruning to use
 METHOD = "keep_hard"   # any of pruning.py's methods (aliases: simple, hard, normal)
 RATIO = 0.2            # fraction removed by the pruning; random at 1.0 (and random with a number N): the whole training set
 REPEATS = 1            # independent runs (repeat 0, 1, ...), trained together
-MODEL = "tiny"           # any of kwsprune.models.MODELS: the original's CNNs, ds-cnn-s/m, bc-resnet-1/3, logreg
+MODEL = "logreg"         # kwsprune.models.MODELS: logreg (a head on extract_embeddings.py's vectors), tiny (the original's CNN), ...
 RECIPE = None            # None: the model's own; kwsprune | original | steady | ds-cnn | bc-resnet | bc-resnet-3 | head
 SEED = 0               # the pruning's seed, and the draws' and models'
 ENGINE = "torch"       # torch: runs batched in one network | keras: the original's model.fit (KERAS_BACKEND picks tensorflow or torch)

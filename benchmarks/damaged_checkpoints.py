@@ -29,7 +29,7 @@ from kill_resume import copy_root, rows, sweep_command  # noqa: E402
 
 from kwsprune.training import CHECKPOINT_MAGIC  # noqa: E402
 
-SWEEP = ["--methods", "keep_hard", "random", "--n", "all", "--ratios", "0.3", "--k", "10", "--repeats", "3",
+SWEEP = ["--model", "tiny", "--methods", "keep_hard", "random", "--n", "all", "--ratios", "0.3", "--k", "10", "--repeats", "3",
          "--max-epochs", "60"]
 KINDS = ("overwritten", "flipped", "cut", "planted")
 

@@ -170,7 +170,7 @@ def dask_scaling(tmp: Path) -> tuple[float, float]:
     clusters of 1 and of 2 one-thread workers: (the wall-clock speed-up from 1 to 2 workers, halved: 1.0 is ideal,
     start-up included; the training throughput of 2 workers at once against the in-process sweep's)."""
     root = synthetic_root(tmp, {"train": 4000, "valid": 1000, "test": 500})
-    sweep = [sys.executable, str(REPO / "run_all_classifications.py"), "--data-root", str(root), "--methods", "random",
+    sweep = [sys.executable, str(REPO / "run_all_classifications.py"), "--data-root", str(root), "--model", "tiny", "--methods", "random",
              "--ratios", "1.0", "--n", *map(str, range(2000, 3600, 200)), "--repeats", "2", "--max-epochs", "4"]
     wall, training = {}, {}
 

@@ -29,7 +29,8 @@ sys.path.insert(0, str(REPO))
 from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, MFCC_DIR, PRUNED_DIR  # noqa: E402
 from kwsprune.results import IDENTITY_FIELDS  # noqa: E402
 
-SWEEP = ["--methods", "keep_hard", "keep_easy", "random", "--n", "800", "1600", "all", "--ratios", "0.3", "--repeats", "6"]
+SWEEP = ["--model", "tiny", "--methods", "keep_hard", "keep_easy", "random", "--n", "800", "1600", "all", "--ratios", "0.3",
+         "--repeats", "6"]
 
 
 def copy_root(source: Path, target: Path) -> Path:

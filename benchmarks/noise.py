@@ -5,6 +5,9 @@ test set, and the spread of paired differences that decides how many repeats a v
   python benchmarks/noise.py --data-root arabic --n 1600 --model tiny --recipe steady
   python benchmarks/noise.py --data-root arabic --n 1600 --model logreg --methods keep_hard ssp_hard --ratio 0.5
   python benchmarks/noise.py --data-root fsdd --n 2160 --model logreg --out noise.jsonl   # FSDD, 90% kept
+  python benchmarks/noise.py --data-root arabic_logmel --n 1600 --model bc-resnet-1 --max-epochs 20 --models-per-job 1
+
+The recipe is chosen as the training scripts choose it (--model, --recipe and the same recipe flags).
 
 For one data root, model and recipe at N training clips, all trained in batched jobs:
 1. A crossed grid: --draws draws of N clips from the whole training split, each trained under --seeds model seeds.
@@ -25,37 +28,36 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from kwsprune.cli import RECIPE_FLAGS, add_training_flags, at_least, training_config  # noqa: E402
 from kwsprune.models import model_spec  # noqa: E402
 from kwsprune.paths import DATASET_DIR, step_dir  # noqa: E402
 from kwsprune.pruning import PruningSetup, load_kept  # noqa: E402
-from kwsprune.recipe import RECIPES, recipe_text  # noqa: E402
+from kwsprune.recipe import recipe_text  # noqa: E402
 from kwsprune.runs import draw, model_seed  # noqa: E402
 from kwsprune.training import train_runs  # noqa: E402
 from kwsprune.training_data import load_training_data  # noqa: E402
 from kwsprune.variance import crossed_components, sd_interval, spread_over_test_sets  # noqa: E402
 
 GRID_OFFSET = 1000  # the grid's draws and seeds use repeats from here, apart from the pairs' 0 .. pairs - 1
-MODELS_PER_JOB = 100
 
 
-def train_all(data, subsets, seeds, config, device) -> list[dict]:
-    """Every (subset, seed) trained, MODELS_PER_JOB a job; each run's metrics and test predictions."""
+def train_all(data, subsets, seeds, config, device, per_job: int) -> list[dict]:
+    """Every (subset, seed) trained, per_job models at once; each run's metrics and test predictions."""
     out = []
-    for start in range(0, len(subsets), MODELS_PER_JOB):
-        out += train_runs(data["x_train"], data["y_train"], subsets[start:start + MODELS_PER_JOB], data["x_valid"],
+    for start in range(0, len(subsets), per_job):
+        out += train_runs(data["x_train"], data["y_train"], subsets[start:start + per_job], data["x_valid"],
                           data["y_valid"], data["x_test"], data["y_test"], data["n_classes"],
-                          seeds[start:start + MODELS_PER_JOB], config, device)
+                          seeds[start:start + per_job], config, device)
     return out
 
 
 def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs: int, methods, ratio: float, k: int,
-            seed: int, device: str) -> dict:
+            seed: int, device: str, per_job: int = 100) -> dict:
     """One row of the table: config (named `label`) at n clips on data_root."""
     data = load_training_data(data_root, config.model)
     n_train = len(data["y_train"])
@@ -74,7 +76,7 @@ def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs
         for r in range(pairs):
             plan.append(((method, r), draw(kept, str(n), seed, r), model_seed(seed, r)))
     began = time.perf_counter()
-    results = train_all(data, [p[1] for p in plan], [p[2] for p in plan], config, device)
+    results = train_all(data, [p[1] for p in plan], [p[2] for p in plan], config, device, per_job)
     seconds = (time.perf_counter() - began) / len(plan)
     by_label = {label: result for (label, _, _), result in zip(plan, results)}
     y_test = np.asarray(data["y_test"])
@@ -172,19 +174,15 @@ def main(argv=None):
     parser.add_argument("--summarise", type=Path, help="print the JSON lines of --out as a Markdown table, and stop")
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--n", type=int, nargs="+", help="training clips per run")
-    parser.add_argument("--model", default="tiny")
-    parser.add_argument("--recipe", default=None, help="default: the model's own")
-    parser.add_argument("--max-epochs", type=int, default=None, help="the recipe's epoch budget or cap, changed")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
-                        help="other recipe fields changed, e.g. weights=last standardise=true")
+    add_training_flags(parser, model="tiny", recipe=None, seed_default=0, engine="torch", device="cpu")
+    parser.add_argument("--models-per-job", type=at_least(1), default=100,
+                        help="models trained at once (1 for BC-ResNet on a CPU: batched, its kernels are slower a model)")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=30)
     parser.add_argument("--methods", nargs="*", default=[])
     parser.add_argument("--ratio", type=float, default=0.5, help="the methods' fraction removed")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="append each row as one JSON line")
     args = parser.parse_args(argv)
     if args.summarise:
@@ -192,21 +190,14 @@ def main(argv=None):
         return
     if not args.data_root or not args.n:
         parser.error("--data-root and --n are needed (or --summarise)")
-    label = args.recipe or model_spec(args.model).recipe
-    config = replace(RECIPES[label], model=args.model)
-    if args.max_epochs:
-        config = replace(config, max_epochs=args.max_epochs)
-        label += f", {args.max_epochs} epochs"
-    label = ", ".join([label, *args.set])
-    for item in args.set:
-        field, value = item.split("=", 1)
-        current = getattr(config, field)
-        parsed = (value.lower() == "true" if isinstance(current, bool) else tuple(int(v) for v in value.split(","))
-                  if isinstance(current, tuple) else type(current)(value) if current is not None else value)
-        config = replace(config, **{field: parsed})
+    if args.engine != "torch":
+        parser.error("--engine keras: the benchmark trains with the torch engine only")
+    config = training_config(args)
+    changed = [f"{name}={getattr(args, name)}" for name in RECIPE_FLAGS if getattr(args, name, None) is not None]
+    label = ", ".join([args.recipe or model_spec(args.model).recipe, *changed])
     for n in args.n:
         row = measure(args.data_root, n, config, label, args.draws, args.seeds, args.pairs, args.methods, args.ratio, args.k,
-                      args.seed, args.device)
+                      args.seed, args.device, args.models_per_job)
         print_row(row)
         if args.out:
             with open(args.out, "a") as out:

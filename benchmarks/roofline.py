@@ -109,7 +109,7 @@ def network_step(name: str, models: int, device: str, n: int = 1600) -> float:
 def sweep_against_process_per_run(tmp: Path, epochs: int, runs: int, process_runs: int, device: str, dtype: str) -> None:
     """Seconds per run: the sweep (one command, batched) against one fresh Keras process per run."""
     root = synthetic_root(tmp, {"train": 1000, "valid": N_VALID, "test": 1000}, N_CLASSES)
-    common = ["--data-root", str(root), "--n", str(N), "--max-epochs", str(epochs), "--recipe", "original",
+    common = ["--data-root", str(root), "--model", "tiny", "--n", str(N), "--max-epochs", str(epochs), "--recipe", "original",
               "--device", device]
     sweep_options = ["--dtype", dtype] if dtype != "float32" else []
 

@@ -50,7 +50,7 @@ def main(argv=None):
         for folder in (DATASET_DIR, MFCC_DIR, EMBEDDINGS_DIR, PRUNED_DIR):
             if (Path(args.data_root) / folder).exists():
                 shutil.copytree(Path(args.data_root) / folder, root / folder)
-        common = ["--data-root", str(root), "--n", args.n, "--max-epochs", str(args.max_epochs), "--device", "cpu",
+        common = ["--data-root", str(root), "--model", "tiny", "--n", args.n, "--max-epochs", str(args.max_epochs), "--device", "cpu",
                   "--recipe", "original"]
         per_process = [timed(["classification_pruning.py", *common, "--method", "random", "--seed", str(1000 + run)])
                        for run in range(args.process_runs)]

@@ -23,6 +23,7 @@ from kwsprune.embeddings import features_sha
 from kwsprune.engines import start_engine, train_job
 from kwsprune.methods import method_name
 from kwsprune.models import model_spec, n_weights
+from kwsprune.outcomes import save_outcomes
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
 from kwsprune.recipe import recipe_text
@@ -184,7 +185,8 @@ def _store(results_dir, claims, job_list, finished, show, waiting: list, bar) ->
         job = job_list[index]
         for (_, row, _), m in zip(job, metrics):
             row.update(test_loss=f"{m['test_loss']:.6f}", test_acc=f"{m['test_acc']:.6f}", epochs=str(m["epochs"]),
-                       seconds=f"{seconds / len(job):.3f}", device=device, code_version=__version__)
+                       seconds=f"{seconds / len(job):.3f}", device=device, code_version=__version__,
+                       outcomes=save_outcomes(results_dir, m["predicted"]))
         with store_lock(results_dir):
             append_rows(results_dir, [row for _, row, _ in job])
             claims.release(run_key(identity(row)) for _, row, _ in job)
@@ -213,7 +215,9 @@ def report_chance(rows) -> None:
         if not flag:
             continue
         steps = math.ceil(int(first["n_used"]) / int(first["batch_used"]))
-        if steps <= 2 and first["batch_size"] == "auto":
+        if model_spec(first["model"]).family == "head":  # fitted to convergence: no epochs or batches to change
+            hint = "more clips (N) may help; see 'Results at chance' in docs/pipeline.md"
+        elif steps <= 2 and first["batch_size"] == "auto":
             hint = (f"{first['n_used']} clips are {steps} step(s) an epoch even at auto's smallest batch "
                     f"({first['batch_used']}), too few to learn {first['n_classes']} classes from: raise --n")
         elif steps <= 2:

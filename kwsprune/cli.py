@@ -148,10 +148,16 @@ def training_config(args):
     """The TrainConfig the flags of add_training_flags ask for: the recipe (--recipe, else the model's own), with
     --model and each given flag in its place, checked once."""
     from kwsprune.models import model_spec
-    from kwsprune.recipe import RECIPES, check_config
+    from kwsprune.recipe import HEAD_FIELDS, RECIPES, check_config
 
     config = RECIPES[args.recipe or model_spec(args.model).recipe]
     changes = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None}
+    if model_spec(args.model).family == "head":
+        unread = [name for name in changes if name not in (*HEAD_FIELDS, "dtype")] + (["batch_size"] if args.batch_size else [])
+        if unread:
+            flag = "--" + unread[0].replace("_", "-")
+            raise InputError(f"{flag} does nothing to --model {args.model} (a head is fitted to convergence, not trained "
+                             f"by epochs): drop it, or train a network with it, e.g. --model tiny")
     changes["model"] = args.model
     for name in ("time_masks", "freq_masks"):
         if name in changes:

@@ -26,7 +26,8 @@ def start_engine(engine: str, device: str, config: TrainConfig):
         from kwsprune.models import model_spec
 
         if model_spec(config.model).family != "cnn":
-            raise InputError(f"--engine keras trains the original's CNNs only, not {config.model}: use --engine torch")
+            raise InputError(f"--engine keras trains the original's CNNs only, not {config.model}: add --model tiny "
+                             f"(or lenet, smallest), or use --engine torch")
         if config.dtype != "float32":
             raise InputError(f"--engine keras trains in float32 only, not {config.dtype}: use --engine torch")
         try:

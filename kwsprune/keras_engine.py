@@ -56,7 +56,7 @@ def train_keras_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test
                      config: TrainConfig = TrainConfig(), device: str = "cpu", checkpoint=None, on_epoch=None) -> list[dict]:
     """Train one Keras model per subset of training indices, as the original did; the fast engine's contract.
 
-    x_* are MFCCs (n, 99, 32), y_* class ids. Returns [{"test_loss", "test_acc", "epochs"}] in the order
+    x_* are MFCCs (n, 99, 32), y_* class ids. Returns [{"test_loss", "test_acc", "epochs", "predicted"}] in the order
     of `subsets`; epochs counts the epochs run, as the original's len(history.history['loss']).
     device is 'cpu' or 'cuda'. checkpoint and on_epoch are not used: the sweep gives this engine one run a job,
     whose row lands when it ends, so a kill loses at most the run in flight.
@@ -87,4 +87,6 @@ def _train_one(x_train, y_train, subset, x_valid, y_valid, x_test, y_test, n_cla
                         batch_size=config.batch_for(len(subset)), epochs=config.max_epochs, shuffle=True,
                         validation_data=(np.asarray(x_valid)[..., None], np.asarray(y_valid)), callbacks=callbacks, verbose=0)
     test_loss, test_acc = model.evaluate(np.asarray(x_test)[..., None], np.asarray(y_test), batch_size=1024, verbose=0)
-    return {"test_loss": float(test_loss), "test_acc": float(test_acc), "epochs": len(history.history["loss"])}
+    logits = model.predict(np.asarray(x_test)[..., None], batch_size=1024, verbose=0)
+    return {"test_loss": float(test_loss), "test_acc": float(test_acc), "epochs": len(history.history["loss"]),
+            "predicted": np.asarray(logits).argmax(axis=1).astype(np.int16)}

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from kwsprune.models import model_spec
 from kwsprune.paths import DATASET_DIR, RESULTS_DIR, format_ratio, labels_file, step_dir
 from kwsprune.pruning import PruningSetup, is_made, load_kept
 from kwsprune.results import current_inputs, read_runs, set_aside
@@ -20,6 +21,9 @@ TRAIN_SECONDS_PER_CLIP = 1.16e-4
 VALID_SECONDS_PER_CLIP = 2.8e-5
 BATCH_GAIN = 0.41
 EPOCHS = 62               # a run's epochs when the store has none of the recipe: the median at N >= 1,600 measured
+# A head is fitted, not trained by epochs: one fit of speech-embedding's logistic regression in a batched solve costs
+# about this much a training clip (9-13 s at 7,200 clips, 0.5-1.7 s at 1,600: docs/measurements.md).
+HEAD_SECONDS_PER_CLIP = 1.5e-3
 ASSUMED_DIFFERENCE = 0.05  # auto without paired runs in the store: repeats to decide a 5-point difference, and none
 
 
@@ -56,7 +60,13 @@ def plan(data_root, study: Study) -> str:
     config = study.config
     rows = [r for r in rows if (r["model"], r["max_epochs"], r["seed"], r["restore_best"], r["dtype"]) ==
             (config.model, str(config.max_epochs), str(study.seed), config.restore_best, config.dtype)]
+    head = model_spec(config.model).family == "head"
     epochs = float(np.median([int(r["epochs"]) for r in rows])) if rows else min(EPOCHS, config.max_epochs)
+    if head:
+        epochs, taken = 1, f"a run taken as one fit of the head ({HEAD_SECONDS_PER_CLIP * 1e3:g} ms a training clip, measured)"
+    else:
+        taken = (f"a run taken as {epochs:g} epochs ("
+                 f"{'the median of the store' if rows else 'no runs of this recipe in the store yet'})")
     done = {(r["method"], r["ratio"], r["k"], r["n"], int(r["repeat"])) for r in rows}
     repeats = study.most_repeats
     every = list(dict.fromkeys(run_for(m, ratio, k, n, rep) for rep in range(repeats) for n in study.ns
@@ -70,15 +80,15 @@ def plan(data_root, study: Study) -> str:
             key = (run.method, run.ratio, run.k, run.n)
             if key not in clips:
                 clips[key] = _clips(data_root, study, run, n_train)
-            seconds += epochs * epoch_seconds(clips[key], n_valid)
+            seconds += HEAD_SECONDS_PER_CLIP * clips[key] if head else epochs * epoch_seconds(clips[key], n_valid)
         return len(todo), seconds
 
     n_todo, seconds = cost(every)
     lines = [f"plan: {len(study.ns)} N x {len(study.methods)} methods x {len(study.ratios)} ratios x {len(study.ks)} K "
-             f"on {n_train} training and {n_valid} validation clips; a run taken as {epochs:g} epochs "
-             f"({'the median of the store' if rows else 'no runs of this recipe in the store yet'})",
+             f"on {n_train} training and {n_valid} validation clips; {taken}",
              f"fixed, {repeats} repeats: {len(every)} runs, {n_todo} to train ({len(every) - n_todo} in the store), "
-             f"{n_todo * epochs:,.0f} model-epochs, {seconds / 3600:.2f} hours on this machine (2 cores, measured rates)"]
+             + ("" if head else f"{n_todo * epochs:,.0f} model-epochs, ")
+             + f"{seconds / 3600:.2f} hours on this machine (2 cores, measured rates)"]
     pairs = comparisons(study)
     if not pairs:
         return "\n".join(lines)

@@ -33,7 +33,7 @@ IDENTITY_FIELDS = ["method", "ratio", "k", "n", "repeat", "seed", "model", "engi
                    "batch_used", "max_epochs", "restore_best", "dtype", "recipe", "data", "kept", "features", "n_init",
                    "prune_seed", "pca"]
 RESULT_FIELDS = ["n_used", "fraction_kept", "n_classes", "n_test", "chance", "test_loss", "test_acc", "epochs",
-                 "seconds", "device", "code_version"]
+                 "seconds", "device", "code_version", "outcomes"]
 RUN_FIELDS = IDENTITY_FIELDS + RESULT_FIELDS
 # a study: one recipe on one dataset with one pruning set-up; its rows are compared with each other
 RECIPE_FIELDS = ["model", "engine", "learning_rate", "batch_size", "max_epochs", "restore_best", "dtype", "recipe", "seed",
@@ -47,7 +47,8 @@ PLATEAU_RECIPE = ("dropout=0.1;lr_factor=0.5;lr_patience=3;stop_patience=15;min_
                   "standardise=false;penalty=1.0")
 OLDER_RECIPE = {"model": "tiny", "learning_rate": "0.005", "restore_best": "always", "dtype": "float32",
                 "recipe": PLATEAU_RECIPE}
-PREVIOUS_FIELDS = [field for field in RUN_FIELDS if field != "recipe"]  # runs.csv before the recipe column
+BEFORE_OUTCOMES = [field for field in RUN_FIELDS if field != "outcomes"]  # runs.csv before per-clip outcomes
+PREVIOUS_FIELDS = [field for field in BEFORE_OUTCOMES if field != "recipe"]  # runs.csv before the recipe column
 ORIGINAL_HISTORY_RECORD = "history_original_names.json"  # results/: which study the original-name CSVs hold
 
 OLDER_SCHEMA = "written by an older kwsprune, with no record of their kept set"
@@ -91,8 +92,11 @@ def read_runs(results_dir) -> list[dict]:
             if unknown or "test_acc" not in header:
                 raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
                                  f"move it aside and rerun, a new one is started")
-            if header == PREVIOUS_FIELDS:  # every field kept; the recipe column says what they trained with
-                rows = [{**row, "recipe": PLATEAU_RECIPE} for row in rows]
+            if header == BEFORE_OUTCOMES:  # every field kept; their test clips' outcomes were never stored
+                rows = [{**row, "outcomes": ""} for row in rows]
+                why = "the outcomes column added, empty: their per-clip outcomes were not kept"
+            elif header == PREVIOUS_FIELDS:  # every field kept; the recipe column says what they trained with
+                rows = [{**row, "recipe": PLATEAU_RECIPE, "outcomes": ""} for row in rows]
                 why = "the recipe column added: they trained with the plateau recipe, as every run did then"
             else:
                 rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,

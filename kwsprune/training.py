@@ -269,9 +269,9 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
         return [{"test_loss": float(test_loss[m]), "test_acc": float(test_acc[m]), "epochs": int(head["iterations"][m]),
                  "predicted": predicted[:, m]} for m in range(len(subsets))]
     if config.standardise:
-        mean, scale = input_statistics(x_train)
-        mean, scale = mean.astype(np.float32), scale.astype(np.float32)
-        x_train, x_valid, x_test = ((np.asarray(x, np.float32) - mean) / scale for x in (x_train, x_valid, x_test))
+        stored = np.float64 if config.dtype == "float64" else np.float32  # a float64 recipe stays exact from here on
+        mean, scale = (v.astype(stored) for v in input_statistics(x_train))
+        x_train, x_valid, x_test = ((np.asarray(x, stored) - mean) / scale for x in (x_train, x_valid, x_test))
     weights, _, epochs = fit(x_train, y_train, subsets, x_valid, y_valid, n_classes, seeds, config, device,
                              checkpoint=checkpoint, on_epoch=on_epoch)
     dtype = getattr(torch, config.dtype)

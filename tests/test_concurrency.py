@@ -20,8 +20,8 @@ from kwsprune.paths import REPO_ROOT, kept_file
 from kwsprune.results import IDENTITY_FIELDS
 
 # float64: a run's numbers do not depend on which runs share its job, so any split of the work gives the same rows
-COMMON = ["--ratios", "0.3", "--k", "4", "--max-epochs", "3", "--dtype", "float64"]
-STUDY = ["--n", "40", "80", "--methods", "keep_hard", "random", "--repeats", "2"]
+COMMON = ["--model", "tiny", "--ratios", "0.3", "--k", "4", "--max-epochs", "3", "--dtype", "float64"]
+STUDY = ["--model", "tiny", "--n", "40", "80", "--methods", "keep_hard", "random", "--repeats", "2"]
 SWEEPS = {  # started together on one data root: two of the same study, one overlapping it, one disjoint
     "same": STUDY,
     "same again": STUDY,
@@ -118,8 +118,8 @@ def test_a_sweep_resumed_from_a_damaged_checkpoint_ends_with_the_rows_of_an_unin
     import kwsprune.classify
 
     damaged_root, alone = two_roots
-    study = ["--n", "80", "--methods", "keep_hard", "random", "--repeats", "2", "--ratios", "0.3", "--k", "4",
-             "--max-epochs", "6"]
+    study = ["--model", "tiny", "--n", "80", "--methods", "keep_hard", "random", "--repeats", "2", "--ratios", "0.3",
+             "--k", "4", "--max-epochs", "6"]
     run_all_classifications.main(["--data-root", str(alone), *study])
     real_progress = kwsprune.classify._progress
 

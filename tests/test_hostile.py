@@ -161,7 +161,7 @@ def test_a_failed_pruning_keeps_the_kept_sets_of_before(fresh_features_root, cap
     assert fingerprint(folder) == before
     # a kept file on disk that the manifest does not list: the sweep prunes it again instead of stopping
     np.save(folder / "y_keep_hard_pruning_k4_0.2.npy", np.arange(3))
-    run_all_classifications.main(["--data-root", str(root), "--n", "all", "--k", "4", "--ratios", "0.2",
+    run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "all", "--k", "4", "--ratios", "0.2",
                                   "--methods", "keep_hard", "--repeats", "1", "--max-epochs", "1"])
     assert len(np.load(folder / "y_keep_hard_pruning_k4_0.2.npy")) > 3
 
@@ -206,7 +206,8 @@ def test_a_full_disk_while_appending_rows_leaves_no_half_row(fresh_features_root
     assert (results / "runs.csv").read_bytes() == before and len(read_runs(results)) == 1
 
 
-SMALL_SWEEP = ["--n", "40", "--k", "4", "--ratios", "0.3", "--methods", "keep_hard", "random", "--repeats", "1", "--max-epochs", "1"]
+SMALL_SWEEP = ["--model", "tiny", "--n", "40", "--k", "4", "--ratios", "0.3", "--methods", "keep_hard", "random", "--repeats", "1",
+               "--max-epochs", "1"]
 
 
 def plot_main():

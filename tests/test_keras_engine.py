@@ -25,11 +25,12 @@ def test_the_keras_models_are_the_originals_three_cnns():
 
 def test_the_sweep_runs_on_the_keras_engine(fresh_features_root):
     root = fresh_features_root
-    run_all_classifications.main(["--data-root", str(root), "--engine", "keras", "--n", "40", "--ratios", "0.3",
+    run_all_classifications.main(["--data-root", str(root), "--engine", "keras", "--model", "tiny", "--n", "40", "--ratios", "0.3",
                                   "--repeats", "2", "--k", "4", "--max-epochs", "2", "--methods", "keep_hard", "random"])
     with open(root / "results" / "runs.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 and {r["engine"] for r in rows} == {f"keras-{backend_name()}"}
+    assert all(len(r["outcomes"]) == 64 for r in rows)  # each run's per-test-clip outcomes kept, as the torch engine's
     assert all(r["epochs"] == "2" and 0 <= float(r["test_acc"]) <= 1 for r in rows)
     [history] = (root / "results" / "history").glob("*/history_tiny_prune_40_random_1.0.csv")
     assert len(history.read_text().splitlines()) == 2

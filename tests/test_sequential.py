@@ -105,7 +105,7 @@ def rows(root):
         return list(csv.DictReader(f))
 
 
-AUTO = ["--n", "40", "--ratios", "0.3", "--k", "4", "--max-epochs", "2", "--methods", "keep_hard", "random",
+AUTO = ["--model", "tiny", "--n", "40", "--ratios", "0.3", "--k", "4", "--max-epochs", "2", "--methods", "keep_hard", "random",
         "--repeats", "auto", "--max-repeats", "4", "--round-size", "2"]
 
 
@@ -153,7 +153,7 @@ def test_a_later_sweep_adding_comparisons_gets_half_of_what_is_left(fresh_featur
 
 def test_a_fixed_sweep_trains_exactly_its_repeats(fresh_features_root):
     root = fresh_features_root
-    run_all_classifications.main(["--data-root", str(root), "--n", "40", "--ratios", "0.3", "--k", "4",
+    run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "40", "--ratios", "0.3", "--k", "4",
                                   "--max-epochs", "2", "--methods", "keep_hard", "random", "--repeats", "3"])
     assert sorted((r["method"], r["repeat"]) for r in rows(root)) == [(m, str(i)) for m in ("keep_hard", "random")
                                                                       for i in range(3)]
@@ -165,7 +165,11 @@ def test_the_plan_counts_runs_and_hours_before_training(fresh_features_root, cap
                                   "--methods", "keep_hard", "random", "--repeats", "10", "--plan"])
     out = capsys.readouterr().out
     assert "fixed, 10 repeats: 40 runs, 40 to train (0 in the store)" in out and "hours on this machine" in out
+    assert "a run taken as one fit of the head" in out  # the default instrument is priced as what it is
     assert "auto, at most 100 repeats" in out
+    run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "40", "--ratios", "0.3", "--k", "4",
+                                  "--methods", "keep_hard", "random", "--repeats", "10", "--plan"])
+    assert "a run taken as 62 epochs" in capsys.readouterr().out  # a CNN: priced by its epochs
     assert not (root / "results" / "runs.csv").exists()  # nothing trained
 
 
@@ -175,8 +179,8 @@ def test_on_fsdd_a_clear_case_is_decided_in_a_handful_of_repeats(fsdd_dir, tmp_p
     extract_embeddings.main(["--data-root", str(root), "--model", "speech-embedding"])
     extract_mfccs.main(["--data-root", str(root)])
     # 10% kept: ssp_easy keeps clusters' cores and loses digits; random keeps 0.6 accuracy (README, docs/results.md)
-    run_all_classifications.main(["--data-root", str(root), "--n", "all", "--ratios", "0.9", "--methods", "ssp_easy",
-                                  "random", "--repeats", "auto", "--max-repeats", "20"])
+    run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "all", "--ratios", "0.9",
+                                  "--methods", "ssp_easy", "random", "--repeats", "auto", "--max-repeats", "20"])
     trained = rows(root)
     assert len(trained) <= 2 * 10
     table = plot_results(root, "ssp_easy", 0.9)

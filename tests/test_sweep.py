@@ -3,6 +3,7 @@ chance flags and the plots."""
 
 import csv
 import importlib.util
+import io
 import logging
 import shlex
 
@@ -14,13 +15,14 @@ import extract_embeddings
 import pruning
 import run_all_classifications
 from kwsprune.chance import verdict, wilson_lower
+from kwsprune.outcomes import load_outcomes
 from kwsprune.paths import REPO_ROOT
 from kwsprune.pruning import PruningSetup, load_kept
 from kwsprune.results import RUN_FIELDS
 from kwsprune.runs import draw
 from kwsprune.validation import InputError
 
-SWEEP = ["--n", "40", "--ratios", "0.3", "--repeats", "2", "--k", "4", "--max-epochs", "2"]
+SWEEP = ["--model", "tiny", "--n", "40", "--ratios", "0.3", "--repeats", "2", "--k", "4", "--max-epochs", "2"]
 
 
 def rows(root):
@@ -164,7 +166,7 @@ def test_one_configuration_the_whole_set_and_the_plots(fresh_features_root, caps
                          "--ratios", "0.2"]
     pruning.main(suggested)
     pruning.main([*suggested[:-4], "--methods", "random", "--ratios", "0.2"])
-    train = ["--data-root", str(root), "--n", "all", "--k", "4", "--repeats", "2", "--max-epochs", "2"]
+    train = ["--data-root", str(root), "--model", "tiny", "--n", "all", "--k", "4", "--repeats", "2", "--max-epochs", "2"]
     classification_pruning.main([*train, "--method", "keep_hard", "--ratio", "0.2"])
     classification_pruning.main([*train, "--method", "normal", "--ratio", "0.2"])
     classification_pruning.main([*train, "--method", "random", "--ratio", "1.0"])  # the whole training set
@@ -239,17 +241,25 @@ def test_a_study_of_many_methods_is_drawn_one_family_a_figure_with_random_in_eac
     assert all(parts[family][-1]["method"] == "random" for family in parts)
 
 
-def test_a_head_on_frozen_embeddings_is_a_model_of_the_sweep(fresh_features_root):
-    """--model logreg: the heads are fitted on the embeddings of the kept clips and tested on the test split's;
-    their rows say so, and a refit of the same draw gives the same row (a head has no seed)."""
+def test_the_default_instrument_is_a_head_on_frozen_embeddings(fresh_features_root, capsys):
+    """Without --model, a logistic-regression head is fitted on the embeddings of the kept clips and tested on the
+    test split's; its rows say so, the CNN's rows stay apart, and a training flag a head never reads is refused."""
     root = fresh_features_root
-    found = sweep(root, "--model", "logreg", "--methods", "keep_hard", "random")
+    head_sweep = ["--data-root", str(root), "--n", "40", "--ratios", "0.3", "--repeats", "2", "--k", "4"]
+    run_all_classifications.main([*head_sweep, "--methods", "keep_hard", "random"])
+    found = rows(root)
     assert {r["model"] for r in found} == {"logreg"} and {r["recipe"] for r in found} == {"penalty=1.0"}
     chance = float(found[0]["chance"])
     assert all(float(r["test_acc"]) > 2 * chance for r in found)  # the demo's 10 words are easy for a head
     tiny = sweep(root, "--methods", "keep_hard", "random")  # the CNN's rows beside them, not mixed up
     assert {r["model"] for r in tiny} == {"logreg", "tiny"} and len(tiny) == 2 * len(found)
     assert {r["data"] for r in tiny if r["model"] == "tiny"}.isdisjoint({r["data"] for r in found})
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_all_classifications.main([*head_sweep, "--max-epochs", "2"])
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and "--max-epochs does nothing to --model logreg" in message[0]
+    assert "--model tiny" in message[0] and len(rows(root)) == len(tiny)
 
 
 def test_a_model_whose_inputs_are_not_made_is_refused_with_the_command_that_makes_them(fresh_features_root, capsys):
@@ -264,13 +274,38 @@ def test_rows_written_before_the_recipe_column_keep_their_values_and_gain_it(fre
     root = fresh_features_root
     sweep(root, "--methods", "random")
     path = root / "results" / "runs.csv"
+    later = ("recipe", "outcomes")  # the columns added since
     with open(path) as f:
-        old = [{k: v for k, v in r.items() if k != "recipe"} for r in csv.DictReader(f)]
+        old = [{k: v for k, v in r.items() if k not in later} for r in csv.DictReader(f)]
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, [field for field in RUN_FIELDS if field != "recipe"], lineterminator="\n")
+        writer = csv.DictWriter(f, [field for field in RUN_FIELDS if field not in later], lineterminator="\n")
         writer.writeheader()
         writer.writerows(old)
     with caplog.at_level(logging.WARNING):
         again = sweep(root, "--methods", "random")  # nothing trains again: the rows are the same runs
     assert "recipe column added" in caplog.text
-    assert [{k: v for k, v in r.items() if k != "recipe"} for r in again] == old
+    assert [{k: v for k, v in r.items() if k not in later} for r in again] == old
+    assert {r["outcomes"] for r in again} == {""}  # their per-clip outcomes were never kept
+
+
+def test_every_run_keeps_the_class_it_gave_each_test_clip(fresh_features_root):
+    """A row names its run's per-test-clip outcomes by their sha256, so two runs on one test set pair clip by clip;
+    an altered, missing or misnamed outcomes file is refused in one line, never read."""
+    root, results = fresh_features_root, fresh_features_root / "results"
+    found = sweep(root, "--methods", "keep_hard", "random")
+    y_test = np.load(root / "Dataset_as_Numpy" / "test_y.npy")
+    right = np.stack([load_outcomes(results, row) == y_test for row in found])  # (runs, test clips), paired by clip
+    assert right.shape == (len(found), len(y_test))
+    assert np.allclose(right.mean(axis=1), [float(row["test_acc"]) for row in found], atol=1e-5)
+    path = results / "outcomes" / f"{found[0]['outcomes']}.npy"
+    saved = path.read_bytes()
+    np.save(path, (load_outcomes(results, found[0]) + 1) % 10)  # another run's guesses in its place
+    with pytest.raises(InputError, match="is not what its row recorded"):
+        load_outcomes(results, found[0])
+    path.unlink()
+    with pytest.raises(InputError, match="cannot be read"):
+        load_outcomes(results, found[0])
+    path.write_bytes(saved)
+    with pytest.raises(InputError, match="is not a sha256"):
+        load_outcomes(results, {**found[0], "outcomes": "../../" + found[0]["outcomes"]})
+    assert (load_outcomes(results, found[0]) == np.load(io.BytesIO(saved))).all()

@@ -3,7 +3,7 @@
   python run_all_classifications.py                         # the original's example: 100 repeats
   python run_all_classifications.py --n 100 200 --repeats 3 --model tiny --max-epochs 40   # the original's CNN
   python run_all_classifications.py --n all --ratios 0.1 0.3 0.5 --methods ssp_hard ccs random --class-balanced
-  python run_all_classifications.py --recipe original --original-names   # the original's recipe and file names
+  python run_all_classifications.py --model tiny --recipe original --original-names   # the original's model, recipe, names
   python run_all_classifications.py --backend dask --scheduler tcp://HOST:8786   # on a Dask cluster
   python run_all_classifications.py --n all --ratios 0.9 0.1 --methods ssp_easy keep_hard random --repeats auto
   python run_all_classifications.py --n all --repeats auto --plan                 # what it would train, and hours

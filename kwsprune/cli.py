@@ -153,6 +153,9 @@ def training_config(args):
     config = RECIPES[args.recipe or model_spec(args.model).recipe]
     changes = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None}
     if model_spec(args.model).family == "head":
+        if args.recipe not in (None, model_spec(args.model).recipe):
+            raise InputError(f"--recipe {args.recipe} trains networks, not --model {args.model} (a head's recipe is "
+                             f"{model_spec(args.model).recipe}): drop --recipe, or add --model tiny")
         unread = [name for name in changes if name not in (*HEAD_FIELDS, "dtype")] + (["batch_size"] if args.batch_size else [])
         if unread:
             flag = "--" + unread[0].replace("_", "-")

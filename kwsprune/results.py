@@ -249,8 +249,12 @@ def describe_study(key: tuple) -> str:
     """A study in words, e.g. 'tiny, torch, lr 0.005, batch auto, <= 170 epochs, restore always, float32, seed 0;
     data 1a2b3c4d5e6f; embeddings 0a1b2c3d4e5f, k-means n_init 10, pruning seed 0'."""
     f = dict(zip(RECIPE_FIELDS + SETUP_FIELDS, key))
-    text = (f"{f['model']}, {f['engine']}, lr {f['learning_rate']}, batch {f['batch_size']}, <= {f['max_epochs']} epochs, "
-            f"restore {f['restore_best']}, {f['dtype']}, seed {f['seed']}; data {f['data']}")
+    spec = MODELS.get(f["model"])
+    if spec and spec.family == "head":  # solved to convergence: no learning rate, batch or epochs to name
+        text = f"{f['model']}, a head ({f['recipe']}), {f['dtype']}, the draws' seed {f['seed']}; data {f['data']}"
+    else:
+        text = (f"{f['model']}, {f['engine']}, lr {f['learning_rate']}, batch {f['batch_size']}, <= {f['max_epochs']} "
+                f"epochs, restore {f['restore_best']}, {f['dtype']}, seed {f['seed']}; data {f['data']}")
     if f["features"]:
         text += f"; embeddings {f['features']}, k-means n_init {f['n_init']}, pruning seed {f['prune_seed']}"
         text += f", PCA {f['pca']}" if f["pca"] else ""

@@ -260,6 +260,9 @@ def test_the_default_instrument_is_a_head_on_frozen_embeddings(fresh_features_ro
     message = capsys.readouterr().err.strip().splitlines()
     assert len(message) == 1 and "--max-epochs does nothing to --model logreg" in message[0]
     assert "--model tiny" in message[0] and len(rows(root)) == len(tiny)
+    with pytest.raises(SystemExit):
+        run_all_classifications.main([*head_sweep, "--recipe", "original"])  # the original's recipe is a CNN's
+    assert "--recipe original trains networks" in capsys.readouterr().err
 
 
 def test_a_model_whose_inputs_are_not_made_is_refused_with_the_command_that_makes_them(fresh_features_root, capsys):

@@ -329,7 +329,7 @@ def test_a_fix_command_in_a_copied_data_root_names_the_copy(fresh_features_root,
 def test_the_chance_hint_never_advises_what_is_in_use(caplog):
     from kwsprune.classify import report_chance
 
-    row = {"method": "random", "ratio": "1.0", "k": "", "n": "1", "n_used": "1", "batch_used": "16",
+    row = {"model": "tiny", "method": "random", "ratio": "1.0", "k": "", "n": "1", "n_used": "1", "batch_used": "16",
            "batch_size": "auto", "epochs": "20", "max_epochs": "170", "n_test": "400", "chance": "0.1",
            "n_classes": "10", "test_acc": "0.1"}
     report_chance([{**row, "repeat": str(r)} for r in range(3)])
@@ -337,3 +337,6 @@ def test_the_chance_hint_never_advises_what_is_in_use(caplog):
     caplog.clear()
     report_chance([{**row, "batch_size": "512", "batch_used": "512", "n": "600", "n_used": "600", "repeat": "0"}])
     assert "try --batch-size auto" in caplog.text
+    caplog.clear()
+    report_chance([{**row, "model": "logreg", "epochs": "170", "repeat": "0"}])  # a head: fitted, no epochs or batches
+    assert "more clips (N) may help" in caplog.text and "--batch-size" not in caplog.text and "--max-epochs" not in caplog.text

@@ -26,9 +26,12 @@ def save_outcomes(results_dir, predicted) -> str:
     np.save(buffer, np.asarray(predicted, dtype=np.int16), allow_pickle=False)
     data = buffer.getvalue()
     sha = hashlib.sha256(data).hexdigest()
-    path = Path(results_dir) / OUTCOMES_DIR / f"{sha}.npy"
+    folder = Path(results_dir) / OUTCOMES_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{folder} is not a folder of this results store (a link or a file): move it aside and rerun")
+    path = folder / f"{sha}.npy"
     if not path.exists():
-        path.parent.mkdir(exist_ok=True)
+        folder.mkdir(exist_ok=True)
         with atomic_output(path) as tmp:
             Path(tmp).write_bytes(data)
     return sha
@@ -57,10 +60,13 @@ def load_outcomes(results_dir, row: dict) -> np.ndarray:
         predicted = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as err:
         raise InputError(f"{path}: not a numpy array ({err}): {fix}") from None
-    n_test, n_classes = int(row["n_test"]), int(row["n_classes"])
+    try:
+        n_test, n_classes = int(row["n_test"]), int(row["n_classes"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{where} in {Path(results_dir) / 'runs.csv'}: its n_test or n_classes is not a whole number: "
+                         f"{fix}") from None
     if predicted.dtype != np.int16 or predicted.shape != (n_test,) or (predicted.size and not
                                                                        0 <= predicted.min() <= predicted.max() < n_classes):
         raise InputError(f"{path}: {predicted.dtype} {predicted.shape}, not {n_test} class ids below {n_classes} as its "
                          f"row says: {fix}")
     return predicted
-

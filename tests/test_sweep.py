@@ -311,4 +311,6 @@ def test_every_run_keeps_the_class_it_gave_each_test_clip(fresh_features_root):
     path.write_bytes(saved)
     with pytest.raises(InputError, match="is not a sha256"):
         load_outcomes(results, {**found[0], "outcomes": "../../" + found[0]["outcomes"]})
+    with pytest.raises(InputError, match="not a whole number"):
+        load_outcomes(results, {**found[0], "n_test": "x"})
     assert (load_outcomes(results, found[0]) == np.load(io.BytesIO(saved))).all()

@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kwsprune.cli import RECIPE_FLAGS, add_training_flags, at_least, training_config  # noqa: E402
-from kwsprune.models import model_spec  # noqa: E402
+from kwsprune.models import is_head, model_spec  # noqa: E402
 from kwsprune.paths import DATASET_DIR, step_dir  # noqa: E402
 from kwsprune.pruning import PruningSetup, load_kept  # noqa: E402
 from kwsprune.recipe import recipe_text  # noqa: E402
@@ -115,7 +115,7 @@ def points(values) -> str:
 
 def seeded(row: dict) -> bool:
     """Whether the row's model has a seed at all (a head's fit has none: its seed and training columns say so)."""
-    return model_spec(row["model"]).family != "head"
+    return not is_head(row["model"])
 
 
 def pairs_of(row: dict) -> int:

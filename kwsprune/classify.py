@@ -22,7 +22,7 @@ from kwsprune.dask_backend import check_scheduler
 from kwsprune.embeddings import features_sha
 from kwsprune.engines import start_engine, train_job
 from kwsprune.methods import method_name
-from kwsprune.models import model_spec, n_weights
+from kwsprune.models import is_head, model_spec, n_weights
 from kwsprune.outcomes import save_outcomes
 from kwsprune.paths import RESULTS_DIR, RUNS_FILE, format_ratio, step_dir
 from kwsprune.pruning import PruningSetup, check_setup, export_original_names, is_made, load_kept, run_pruning
@@ -215,7 +215,7 @@ def report_chance(rows) -> None:
         if not flag:
             continue
         steps = math.ceil(int(first["n_used"]) / int(first["batch_used"]))
-        if model_spec(first["model"]).family == "head":  # fitted to convergence: no epochs or batches to change
+        if is_head(first["model"]):  # fitted to convergence: no epochs or batches to change
             hint = "more clips (N) may help; see 'Results at chance' in docs/pipeline.md"
         elif steps <= 2 and first["batch_size"] == "auto":
             hint = (f"{first['n_used']} clips are {steps} step(s) an epoch even at auto's smallest batch "

@@ -147,12 +147,12 @@ RECIPE_FLAGS = ("learning_rate", "max_epochs", "restore_best", "dtype", "optimiz
 def training_config(args):
     """The TrainConfig the flags of add_training_flags ask for: the recipe (--recipe, else the model's own), with
     --model and each given flag in its place, checked once."""
-    from kwsprune.models import model_spec
+    from kwsprune.models import is_head, model_spec
     from kwsprune.recipe import HEAD_FIELDS, RECIPES, check_config
 
     config = RECIPES[args.recipe or model_spec(args.model).recipe]
     changes = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name, None) is not None}
-    if model_spec(args.model).family == "head":
+    if is_head(args.model):
         if args.recipe not in (None, model_spec(args.model).recipe):
             raise InputError(f"--recipe {args.recipe} trains networks, not --model {args.model} (a head's recipe is "
                              f"{model_spec(args.model).recipe}): drop --recipe, or add --model tiny")

@@ -45,6 +45,13 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+def is_head(name: str) -> bool:
+    """Whether --model name is a head on frozen embeddings: fitted to convergence, with no epochs, batches or seed
+    (an unknown name, e.g. from a stranger's row, is not one)."""
+    spec = MODELS.get(name)
+    return spec is not None and spec.family == "head"
+
+
 @dataclass(frozen=True)
 class Architecture:
     convs: tuple    # (in channels, out channels, (kernel over time, kernel over cepstra)) per convolution

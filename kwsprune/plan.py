@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from kwsprune.models import model_spec
+from kwsprune.models import is_head
 from kwsprune.paths import DATASET_DIR, RESULTS_DIR, format_ratio, labels_file, step_dir
 from kwsprune.pruning import PruningSetup, is_made, load_kept
 from kwsprune.results import current_inputs, read_runs, set_aside
@@ -60,7 +60,7 @@ def plan(data_root, study: Study) -> str:
     config = study.config
     rows = [r for r in rows if (r["model"], r["max_epochs"], r["seed"], r["restore_best"], r["dtype"]) ==
             (config.model, str(config.max_epochs), str(study.seed), config.restore_best, config.dtype)]
-    head = model_spec(config.model).family == "head"
+    head = is_head(config.model)
     epochs = float(np.median([int(r["epochs"]) for r in rows])) if rows else min(EPOCHS, config.max_epochs)
     if head:
         epochs, taken = 1, f"a run taken as one fit of the head ({HEAD_SECONDS_PER_CLIP * 1e3:g} ms a training clip, measured)"

@@ -121,9 +121,9 @@ HEAD_FIELDS = ("penalty",)  # all a head's fit reads besides its dtype
 def recipe_text(config: TrainConfig) -> str:
     """Every field of the recipe outside COLUMN_FIELDS that the model's training reads, as `name=value;...` in field
     order: what a row records so that it can be trained again from the row alone."""
-    from kwsprune.models import model_spec
+    from kwsprune.models import is_head
 
-    head = model_spec(config.model).family == "head"
+    head = is_head(config.model)
     return ";".join(f"{f.name}={_spell(getattr(config, f.name))}" for f in fields(config)
                     if f.name not in COLUMN_FIELDS and (not head or f.name in HEAD_FIELDS))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from kwsprune.artefacts import short_id, write_text
 from kwsprune.claims import store_lock
 from kwsprune.methods import ORIGINAL_NAMES
-from kwsprune.models import MODELS
+from kwsprune.models import MODELS, is_head
 from kwsprune.paths import HISTORY_DIR, RUNS_FILE, history_file, kept_file, pruning_folder
 from kwsprune.validation import InputError
 
@@ -249,8 +249,7 @@ def describe_study(key: tuple) -> str:
     """A study in words, e.g. 'tiny, torch, lr 0.005, batch auto, <= 170 epochs, restore always, float32, seed 0;
     data 1a2b3c4d5e6f; embeddings 0a1b2c3d4e5f, k-means n_init 10, pruning seed 0'."""
     f = dict(zip(RECIPE_FIELDS + SETUP_FIELDS, key))
-    spec = MODELS.get(f["model"])
-    if spec and spec.family == "head":  # solved to convergence: no learning rate, batch or epochs to name
+    if is_head(f["model"]):  # solved to convergence: no learning rate, batch or epochs to name
         text = f"{f['model']}, a head ({f['recipe']}), {f['dtype']}, the draws' seed {f['seed']}; data {f['data']}"
     else:
         text = (f"{f['model']}, {f['engine']}, lr {f['learning_rate']}, batch {f['batch_size']}, <= {f['max_epochs']} "

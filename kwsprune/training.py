@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from kwsprune import networks
 from kwsprune.fused_layers import COMPILE_FROM, ConvReLU, compiler_works, conv_relu, first_layer_pooled, has_conv_relu
 from kwsprune.memory import KEEP_BYTES, keep_freed_memory
-from kwsprune.models import architecture, dense_layers, feature_map_values, model_spec
+from kwsprune.models import architecture, dense_layers, feature_map_values, is_head, model_spec
 from kwsprune.recipe import (AUTO, DTYPES, ORIGINAL_BATCH_SIZE, RECIPES, RESTORE_POLICIES, TrainConfig,  # noqa: F401
                              auto_batch_size, check_config, input_statistics, learning_rate_at, spec_masks)
 from kwsprune.validation import InputError
@@ -261,7 +261,7 @@ def train_runs(x_train, y_train, subsets, x_valid, y_valid, x_test, y_test, n_cl
     trained alone and in a batch end identical. checkpoint, on_epoch: see fit.
     """
     check_config(config)
-    if model_spec(config.model).family == "head":
+    if is_head(config.model):
         from kwsprune.heads import evaluate_heads, fit_logistic
 
         head = fit_logistic(x_train, y_train, subsets, n_classes, config.penalty, getattr(torch, config.dtype), device)

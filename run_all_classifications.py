@@ -16,8 +16,11 @@ Commands); --model tiny trains the original's CNN on MFCCs, --model bc-resnet-1 
 
 --repeats auto trains in rounds (--round-size repeats for every comparison still open) and stops each
 comparison of a method with random as soon as its anytime-valid confidence sequence decides it: better,
-worse, equivalent (within --margin) or, at --max-repeats, undecided. The study's family-wise error is
---alpha, across all its comparisons and those a later sweep adds (docs/verdicts.md).
+worse, equivalent (within --margin) or, at --max-repeats, undecided. A verdict also carries the test set's own
+noise (its gap from new speakers, or with --generalise-to clips from new clips of its speakers, measured from
+every run's per-clip outcomes): where the test set alone cannot decide a comparison it is called undecided at
+once, with the resolution the test set allows. The study's family-wise error is --alpha, across all its
+comparisons and those a later sweep adds (docs/verdicts.md).
 """
 
 from kwsprune.classify import sweep, sweep_verdicts
@@ -27,6 +30,7 @@ from kwsprune.methods import ALIASES, BALANCED, METHODS
 from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
 from kwsprune.plan import plan
 from kwsprune.study import AUTO
+from kwsprune.test_set import GENERALISE_TO as GENERALISE_TO_CHOICES
 
 DATA_ROOT = REPO_ROOT
 N = ["200", "400", "600", "800"]        # clips per run ("all": every kept clip)
@@ -40,6 +44,7 @@ REPEATS = 100           # a number, or "auto": rounds until each comparison with
 ALPHA = 0.05            # auto: the study's family-wise error (any wrong better / worse / equivalent)
 MARGIN = 0.01           # auto: "equivalent" is surely within this accuracy difference of random
 MAX_REPEATS = 100       # auto: a comparison still open after this many repeats is "undecided"
+GENERALISE_TO = "speakers"  # verdicts speak of new speakers (test speakers resampled) or "clips": new clips of the test speakers
 ROUND_SIZE = 5          # auto: repeats added to every open comparison each round
 MODEL = "logreg"         # kwsprune.models.MODELS: logreg (a head on extract_embeddings.py's vectors), tiny (the original's CNN), ...
 RECIPE = None            # None: the model's own; kwsprune | original | steady | ds-cnn | bc-resnet | bc-resnet-3 | head
@@ -67,6 +72,10 @@ def main(argv=None):
                         help="auto: the chance that any verdict of the study is wrong (default: %(default)s)")
     parser.add_argument("--margin", type=float, default=MARGIN,
                         help="auto: equivalent means surely within this of random's accuracy (default: %(default)s)")
+    parser.add_argument("--generalise-to", choices=GENERALISE_TO_CHOICES, default=GENERALISE_TO,
+                        help="what a verdict speaks of: new speakers (the test speakers resampled; needs speakers that "
+                             "training never heard) or new clips of the test speakers; fixed for a study by its first "
+                             "sweep (default: %(default)s)")
     parser.add_argument("--max-repeats", type=at_least(2), default=MAX_REPEATS,
                         help="auto: undecided after this many repeats (default: %(default)s)")
     parser.add_argument("--round-size", type=at_least(1), default=ROUND_SIZE,

@@ -32,10 +32,11 @@ from kwsprune.results import (WHOLE_SET, append_rows, current_inputs, describe_s
                               write_original_history)
 from kwsprune.runs import Run, draw, model_seed, parse_n, run_for
 from kwsprune.sequential import OPEN
-from kwsprune.study import Study, check_stopping, comparison_runs, comparisons, read_ledger, register, shares
+from kwsprune.study import (Study, check_stopping, comparison_runs, comparisons, generalises_to, read_ledger, register,
+                            shares)
 from kwsprune.training_data import load_training_data
 from kwsprune.validation import InputError
-from kwsprune.verdicts import format_table, judge
+from kwsprune.verdicts import evidence, format_table, judge
 
 log = logging.getLogger(__name__)
 BACKENDS = ("local", "dask")
@@ -284,12 +285,11 @@ def sweep(data_root, study: Study) -> list[dict]:
 
 
 def sequential_sweep(data_root, study: Study) -> list[dict]:
-    """--repeats auto: rounds of study.round_size repeats for every comparison still open, until each is decided or
-    at study.max_repeats. A comparison is judged after each round on its pairs of the repeats trained so far; the
-    decision rests on the rows alone, so a killed or re-run sweep makes the same decisions and trains nothing twice.
+    """--repeats auto: rounds of study.round_size repeats for every comparison still open, until each is decided, at
+    study.max_repeats, or left undecided by the test set alone (kwsprune.sequential.out_of_reach). A comparison is judged after each round on its pairs of the repeats trained so far; the
+    decision rests on the rows and their outcomes alone, so a killed or re-run sweep makes the same decisions and trains nothing twice.
     Random's runs at an N go on while any comparison there needs them; a round's runs of one size train as one job.
     Returns the rows of every comparison."""
-    results_dir = step_dir(data_root, RESULTS_DIR)
     every = comparisons(study)
     if not every:
         raise InputError("--repeats auto compares methods with random: add a method to --methods besides random, or "
@@ -300,7 +300,7 @@ def sequential_sweep(data_root, study: Study) -> list[dict]:
         runs = list(dict.fromkeys(run for c in pending for run in comparison_runs(c, range(new_end))))
         rows = run_classifications(data_root, runs, study)
         collected.update((identity(row), row) for row in rows)
-        judged = judge_study(results_dir, rows, pending, study, below=new_end)
+        judged = judge_study(data_root, rows, pending, study, below=new_end)
         pending = [c for c in pending if judged[c]["verdict"] == OPEN]
         log.info("after %d repeats: %d of the %d comparisons are still open", new_end, len(pending), len(every))
         end = new_end
@@ -310,13 +310,15 @@ def sequential_sweep(data_root, study: Study) -> list[dict]:
 def sweep_verdicts(data_root, study: Study, rows) -> str:
     """The verdict table of a sweep's comparisons (kwsprune.verdicts.format_table), from its rows."""
     study = check_sweep(data_root, study)
-    judged = judge_study(step_dir(data_root, RESULTS_DIR), rows, comparisons(study), study)
+    judged = judge_study(data_root, rows, comparisons(study), study)
     return format_table(list(judged.values()))
 
 
-def judge_study(results_dir, rows, chosen: list, study: Study, below: int | None = None) -> dict:
+def judge_study(data_root, rows, chosen: list, study: Study, below: int | None = None) -> dict:
     """{comparison: its verdict line (kwsprune.verdicts.judge)} on the rows' repeats below `below`, each at the
-    error share its study's ledger gave it."""
+    error share its study's ledger gave it, read with the test split's per-clip outcomes."""
     key = next((study_key(row) for row in rows if row["kept"] != WHOLE_SET), None)
-    batches = shares(read_ledger(results_dir, study_id(key))) if key else {}
-    return {c: judge(rows, c, batches[c]["alpha_each"], study.margin, study.most_repeats, below=below) for c in chosen}
+    ledger = read_ledger(step_dir(data_root, RESULTS_DIR), study_id(key)) if key else None
+    batches, seen = shares(ledger), evidence(data_root, generalises_to(ledger))
+    return {c: judge(rows, c, batches[c]["alpha_each"], study.margin, study.most_repeats, below=below, seen=seen)
+            for c in chosen}

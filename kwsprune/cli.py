@@ -190,9 +190,9 @@ def study_from_flags(args):
     from kwsprune.methods import with_balance
     from kwsprune.study import Study
 
-    given = {name: getattr(args, name) for name in ("repeats", "alpha", "margin", "max_repeats", "round_size", "seed",
-                                                    "n_init", "pca", "original_names", "engine", "device", "backend",
-                                                    "scheduler", "workers", "models_per_job") if hasattr(args, name)}
+    given = {name: getattr(args, name) for name in ("repeats", "alpha", "margin", "generalise_to", "max_repeats",
+                                                    "round_size", "seed", "n_init", "pca", "original_names", "engine",
+                                                    "device", "backend", "scheduler", "workers", "models_per_job") if hasattr(args, name)}
     methods = args.methods if hasattr(args, "methods") else [args.method]
     return Study(ns=tuple(args.n if isinstance(args.n, list) else [args.n]),
                  methods=tuple(with_balance(methods, getattr(args, "class_balanced", False))),

@@ -23,9 +23,9 @@ from kwsprune.results import (WHOLE_SET, current_inputs, describe_set_aside, des
                               set_aside, studies, study_id)
 from kwsprune.runs import run_for  # noqa: E402
 from kwsprune.sequential import BETTER, EQUIVALENT, OPEN, SLIGHTLY_BETTER, SLIGHTLY_WORSE, UNDECIDED, WORSE  # noqa: E402
-from kwsprune.study import register, shares  # noqa: E402
+from kwsprune.study import generalises_to, register, shares  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
-from kwsprune.verdicts import format_table, judge, paired, verdict_text  # noqa: E402
+from kwsprune.verdicts import coverage_note, evidence, format_table, judge, paired, verdict_text  # noqa: E402
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "report.md"  # under Plots/: the verdict tables and the figures, per study
@@ -261,18 +261,21 @@ def summary_table(rows) -> str:
     return "\n".join(lines)
 
 
-def study_verdicts(results_dir, members, key) -> list[dict]:
+def study_verdicts(data_root, members, key, current: bool) -> list[dict]:
     """The verdict line (kwsprune.verdicts.judge) of every comparison with random that a study's rows make, each at
-    the error share its ledger gave it; comparisons no sweep registered (rows of an older kwsprune, say) are
-    registered now, as one batch."""
+    the error share its ledger gave it, read with the test split's per-clip outcomes where the rows are of the
+    current data (`current`); comparisons no sweep registered (rows of an older kwsprune, say) are registered now, as
+    one batch."""
     found = list(dict.fromkeys((r["method"], r["ratio"], r["k"], r["n"]) for r in members
                                if r["method"] != "random" and r["kept"] != WHOLE_SET))
     found = [c for c in found if paired(members, c)[0]]
     if not found:
         return []
-    ledger = register(results_dir, study_id(key), describe_study(key), found, None)
+    ledger = register(step_dir(data_root, RESULTS_DIR), study_id(key), describe_study(key), found, None)
     batches = shares(ledger)
-    return [judge(members, c, batches[c]["alpha_each"], batches[c]["margin"], batches[c]["max_repeats"]) for c in found]
+    seen = evidence(data_root, generalises_to(ledger)) if current else None
+    return [judge(members, c, batches[c]["alpha_each"], batches[c]["margin"], batches[c]["max_repeats"], seen=seen)
+            for c in found]
 
 
 def plot_verdicts(lines: list[dict], folder, suffix: str = "", title: str = "") -> str:
@@ -283,24 +286,33 @@ def plot_verdicts(lines: list[dict], folder, suffix: str = "", title: str = "") 
     labels = []
     for y, line in enumerate(lines):
         colour = VERDICT_COLOURS[line["verdict"]]
-        ax.plot([line["low"], line["high"]], [y, y], color=colour, linewidth=3, solid_capstyle="butt")
+        ax.plot([line["low"], line["high"]], [y, y], color=colour, linewidth=1.2, solid_capstyle="butt")
+        ax.plot([line["test_low"], line["test_high"]], [y, y], color=colour, linewidth=4, solid_capstyle="butt")
         ax.scatter([line["mean_difference"]], [y], color="black", s=14, zorder=3)
         labels.append(f"{line['method']}, {_where(line)}, {line['repeats']} rep.")
         chance = "" if not line["chance"] else " (at chance)" if "CHANCE" in line["chance"] else " (some runs at chance)"
-        ax.annotate(line["verdict"] + chance, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7,
+        floor = ": the test set's limit" if line["floor"] else ""
+        ax.annotate(line["verdict"] + floor + chance, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=7,
                     color=colour)
     margin = lines[0]["margin"] if lines else 0
     ax.axvspan(-margin, margin, color="grey", alpha=0.2)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(lines)), labels, fontsize=7)
     ax.set_ylim(len(lines) - 0.5, -0.5)
-    ax.set_xlabel(f"test accuracy minus random's: bar, the anytime-valid confidence sequence; dot, the mean;\n"
-                  f"grey band, within the equivalence margin of {margin:g}", fontsize=8)
+    ax.set_xlabel(f"test accuracy minus random's: thick bar, the anytime-valid confidence sequence on this test set;\n"
+                  f"thin bar, widened by the test set's gap from {_population_words(lines)} (the verdict reads it); "
+                  f"dot, the mean;\ngrey band, within the equivalence margin of {margin:g}", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"does each method beat random?\n{title}", fontsize=8)
     name = f"verdicts{suffix}"
     _save(fig, folder, name)
     return name
+
+
+def _population_words(lines: list[dict]) -> str:
+    """What the verdicts of a figure speak of, short: new speakers, new clips, or this test set only."""
+    covers = {line["covers"].split(" (")[0] for line in lines}
+    return covers.pop() if len(covers) == 1 else "their populations"
 
 
 def _number_or_zero(n: str) -> int:
@@ -342,14 +354,15 @@ def plot_clusters(data_root, method: str, ratio: float, setup, folder) -> str | 
 
 
 def markdown_table(lines: list[dict]) -> str:
-    """The verdict table in Markdown, for the report."""
-    out = ["| method | where | repeats | mean difference | confidence sequence | verdict | chance |",
+    """The verdict table in Markdown, for the report, with what the verdicts speak of below it."""
+    out = ["| method | where | repeats | mean difference | interval (test set ±) | verdict | chance |",
            "| --- | --- | --- | --- | --- | --- | --- |"]
     for v in lines:
         call = verdict_text(v)
         out.append(f"| {v['method']} | {_where(v)}{', k ' + v['k'] if v['k'] else ''} | {v['repeats']} | "
-                   f"{v['mean_difference']:+.3f} | [{v['low']:+.3f}, {v['high']:+.3f}] | {call} | {v['chance'] or '-'} |")
-    return "\n".join(out)
+                   f"{v['mean_difference']:+.3f} | [{v['low']:+.3f}, {v['high']:+.3f}] (±{v['gap']:.3f}) | {call} | "
+                   f"{v['chance'] or '-'} |")
+    return "\n".join(out + ["", coverage_note(lines).replace("\n", "; ") + "."])
 
 
 def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup=None,
@@ -378,11 +391,12 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
     sections = []
     report = ["# kwsprune report", "", f"From `{runs_path}`. Each study is one recipe on one dataset with one "
               "pruning set-up. A verdict compares a method with random, paired by repeat, through an anytime-valid "
-              "confidence sequence; the chance that any verdict of a study is wrong is at most its alpha "
-              "(docs/verdicts.md)."]
+              "confidence sequence of the difference on the test set, widened by how far the test set's difference "
+              "may lie from that on new speakers (or new clips; measured from every run's per-clip outcomes); the "
+              "chance that any verdict of a study is wrong is at most its alpha (docs/verdicts.md)."]
     for key, members in sorted(by_study.items()):
         suffix = "" if len(by_study) == 1 else f"_{study_id(key)}"
-        lines = study_verdicts(step_dir(data_root, RESULTS_DIR), members, key)
+        lines = study_verdicts(data_root, members, key, members[0]["data"] in current.data.values())
         verdicts = {(v["method"], v["ratio"], v["k"], v["n"]): v["verdict"] for v in lines}
         figures = plot_curves(members, folder, suffix, describe_study(key), verdicts)
         if lines:

@@ -65,17 +65,29 @@ def confidence_sequences(differences: np.ndarray, alpha: float, c: float = PRIOR
     return low, high
 
 
-def verdict(low: float, high: float, margin: float = MARGIN, at_max: bool = False) -> str:
-    """What a confidence sequence (low, high) for method minus random says. Better / worse: it excludes 0; by less
-    than the margin when it also lies within (0, margin] or [-margin, 0); equivalent: it lies within [-margin,
-    margin] and holds 0; otherwise open, or undecided once the comparison is at its maximum repeats."""
+def verdict(low: float, high: float, margin: float = MARGIN, at_max: bool = False, gap: float = 0.0) -> str:
+    """What a confidence sequence (low, high) for method minus random on the test set says of the difference on its
+    population, given the test set's gap from it (at most `gap` either way). Better / worse: low - gap > 0 /
+    high + gap < 0; by less than the margin when the whole interval also lies within the margin; equivalent: it lies
+    within [-margin, margin]; undecided at --max-repeats, or at once where no number of repeats could decide it on
+    this test set (out_of_reach); open otherwise."""
+    low, high = low - gap, high + gap
     if low > 0:
         return SLIGHTLY_BETTER if high <= margin else BETTER
     if high < 0:
         return SLIGHTLY_WORSE if low >= -margin else WORSE
     if -margin <= low and high <= margin:
         return EQUIVALENT
-    return UNDECIDED if at_max else OPEN
+    return UNDECIDED if at_max or out_of_reach(low + gap, high - gap, margin, gap) else OPEN
+
+
+def out_of_reach(low: float, high: float, margin: float, gap: float) -> bool:
+    """Whether the test set alone keeps a comparison undecided: every difference x on it that the sequence (low, high)
+    still holds is undecidable even when known exactly (|x| <= gap: zero not excluded, and |x| + gap > margin: not
+    within the margin)."""
+    if gap <= margin - gap or not (-gap <= low and high <= gap):
+        return False
+    return margin - gap < 0 or low > margin - gap or high < gap - margin
 
 
 def batch_alpha(alpha: float, batch: int) -> float:

@@ -16,6 +16,7 @@ from kwsprune.claims import store_lock
 from kwsprune.paths import format_ratio
 from kwsprune.runs import Run, run_for
 from kwsprune.sequential import ALPHA, MARGIN, batch_alpha
+from kwsprune.test_set import GENERALISE_TO, SPEAKERS
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
@@ -35,6 +36,7 @@ class Study:
     alpha: float = ALPHA                       # --repeats auto: the study's family-wise error
     margin: float = MARGIN                     # equivalent: within this of random
     max_repeats: int = 100                     # --repeats auto: undecided after this many
+    generalise_to: str = SPEAKERS              # verdicts speak of new speakers, or new clips of the test speakers
     round_size: int = 5                        # --repeats auto: repeats added to every open comparison a round
     config: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
@@ -66,6 +68,8 @@ def check_stopping(study: Study) -> None:
         raise InputError(f"--alpha {study.alpha}: give the family-wise error rate, between 0 and 1 (e.g. 0.05)")
     if not 0 <= study.margin < 1:
         raise InputError(f"--margin {study.margin}: give an accuracy difference in [0, 1) (0.01 is one point)")
+    if study.generalise_to not in GENERALISE_TO:
+        raise InputError(f"--generalise-to {study.generalise_to!r}: give one of {', '.join(GENERALISE_TO)}")
     if study.max_repeats < 2 or study.round_size < 1:
         raise InputError(f"--max-repeats {study.max_repeats} / --round-size {study.round_size}: give at least 2 "
                          "repeats and rounds of at least 1")
@@ -130,7 +134,12 @@ def register(results_dir, study_key_id: str, description: str, new: list[Compari
         ledger = read_ledger(results_dir, study_key_id)
         alpha = study.alpha if study else ALPHA
         if ledger is None:
-            ledger = {"study": description, "alpha": alpha, "batches": []}
+            ledger = {"study": description, "alpha": alpha, "generalise_to": study.generalise_to if study else SPEAKERS,
+                      "batches": []}
+        elif study and generalises_to(ledger) != study.generalise_to:
+            raise InputError(f"{_ledger_path(results_dir, study_key_id)}: this study's verdicts speak of new "
+                             f"{generalises_to(ledger)}, fixed when its first comparisons were registered; rerun with "
+                             f"--generalise-to {generalises_to(ledger)}, or use another --data-root for a new study")
         elif study and study.sequential and abs(ledger["alpha"] - study.alpha) > 1e-12:
             raise InputError(f"{_ledger_path(results_dir, study_key_id)}: this study's family-wise error is "
                              f"{ledger['alpha']}, fixed when its first comparisons were registered; rerun with --alpha "
@@ -149,6 +158,11 @@ def register(results_dir, study_key_id: str, description: str, new: list[Compari
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(ledger, indent=1) + "\n")
         return ledger
+
+
+def generalises_to(ledger: dict | None) -> str:
+    """What a study's verdicts speak of (kwsprune.test_set.GENERALISE_TO); a ledger of an older kwsprune: speakers."""
+    return (ledger or {}).get("generalise_to", SPEAKERS)
 
 
 def shares(ledger: dict | None) -> dict[Comparison, dict]:

@@ -1,14 +1,60 @@
 """Each comparison of a study judged from its rows: paired accuracy differences by repeat, their confidence sequence
-at the comparison's error share, the verdict, and the table the sweep and the report print."""
+on the test set and the test set's gap from its population (kwsprune.test_set), each at half the comparison's error
+share, the verdict, and the table the sweep and the report print."""
 
 import math
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from kwsprune.chance import verdict as chance_verdict
-from kwsprune.paths import format_ratio
-from kwsprune.sequential import MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, verdict
+from kwsprune.outcomes import load_outcomes
+from kwsprune.paths import RESULTS_DIR, format_ratio, step_dir
+from kwsprune.sequential import MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, out_of_reach, verdict
 from kwsprune.study import Comparison, baseline_run
+from kwsprune.test_set import SPEAKERS, Population, gap_half_width, load_test_set, population
+from kwsprune.validation import InputError
+
+THIS_TEST_SET = ("this test set only (some runs kept no per-clip outcomes: an older kwsprune's, or of a dataset no "
+                 "longer in this data root)")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a verdict reads besides the rows: the results store with the runs' per-clip outcomes, the test clips'
+    classes, and the population a verdict on them speaks of."""
+    results_dir: Path
+    labels: np.ndarray
+    population: Population
+    _loaded: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def correct(self, row: dict) -> np.ndarray:
+        """1 where the run of `row` got a test clip right, else 0, checked against the row's test accuracy."""
+        sha = row["outcomes"]
+        if sha not in self._loaded:
+            predicted = load_outcomes(self.results_dir, row)
+            if len(predicted) != len(self.labels):
+                raise InputError(f"{self.results_dir / 'runs.csv'}: {where(row)} was tested on {len(predicted)} clips, "
+                                 f"this data root's test split has {len(self.labels)}: its rows are of another dataset; "
+                                 "move results/ aside or prepare that dataset again")
+            self._loaded[sha] = (predicted == self.labels).astype(np.int8)
+        right = self._loaded[sha]
+        if abs(right.mean() - float(row["test_acc"])) > 0.5 / len(right):
+            raise InputError(f"{self.results_dir / 'runs.csv'}: {where(row)} records test_acc {row['test_acc']} but its "
+                             f"outcomes give {right.mean():.6f}: delete its row and rerun the sweep")
+        return right
+
+
+def where(row: dict) -> str:
+    """A run in words, for messages."""
+    return f"the run {row['method']} ratio {row['ratio']} N {row['n']} repeat {row['repeat']}"
+
+
+def evidence(data_root, generalise_to: str = SPEAKERS) -> Evidence:
+    """The Evidence of a data root's results store and test split."""
+    test_set = load_test_set(data_root)
+    return Evidence(step_dir(data_root, RESULTS_DIR), np.asarray(test_set.labels), population(test_set, generalise_to))
 
 MOST_REPEATS_TO_PROJECT = 100_000
 
@@ -40,10 +86,13 @@ def differences(mine, random_rows) -> list[float]:
     return [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, random_rows)]
 
 
-def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float) -> int | None:
+def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float, gap: float = 0.0) -> int | None:
     """About how many repeats a comparison needs before its sequence is narrow enough to give a verdict, if the
-    differences keep this mean and spread (sd); None past MOST_REPEATS_TO_PROJECT."""
-    target = max(abs(mean), margin - abs(mean))
+    differences keep this mean and spread (sd) and the test set's gap its half-width; None where no number would do
+    (past MOST_REPEATS_TO_PROJECT, or the test set resolves less than the difference needs)."""
+    target = max(abs(mean) - gap, margin - gap - abs(mean))
+    if target <= 0:
+        return None
     if spread == 0:
         return 2
     t = 2
@@ -54,24 +103,41 @@ def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float) -
     return None
 
 
+def interval(paired_differences, alpha: float, per_clip=None, where: Population | None = None) -> tuple[float, float, float]:
+    """(low, high, gap): the confidence sequence of the paired differences on the test set and the half-width of the
+    test set's gap from its population, each at alpha / 2, from the per-clip differences (repeats, clips) of the
+    same pairs; without them the sequence alone, at alpha, and gap 0 (a claim on this test set only)."""
+    if per_clip is None:
+        return (*confidence_sequence(paired_differences, alpha), 0.0)
+    return (*confidence_sequence(paired_differences, alpha / 2), gap_half_width(per_clip, where, alpha / 2))
+
+
 def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, max_repeats: int | None = None,
-          below: int | None = None) -> dict:
-    """One line of the verdict table: the comparison, its mean difference to random, the confidence sequence's ends,
-    the verdict, the repeats used, a projection of the repeats it needs when undecided, and the chance flags."""
+          below: int | None = None, seen: Evidence | None = None) -> dict:
+    """One line of the verdict table: the comparison, its mean difference to random, the interval the verdict reads
+    (the confidence sequence on the test set widened by the test set's gap, each at alpha / 2, where every run kept
+    its per-clip outcomes and `seen` gives them; the sequence alone at alpha, on this test set only, otherwise), the
+    verdict, the repeats used, a projection of the repeats it needs when undecided, and the chance flags."""
     mine, random_rows = paired(rows, comparison, below)
     paired_differences = differences(mine, random_rows)
     method, ratio, k, n = comparison
-    low, high = confidence_sequence(paired_differences, alpha)
     t = len(paired_differences)
+    per_clip, covers = None, THIS_TEST_SET
+    if seen is not None and t and all(row.get("outcomes") for row in mine + random_rows):
+        per_clip = np.stack([seen.correct(a) - seen.correct(b) for a, b in zip(mine, random_rows)])
+        covers = seen.population.covers
+    low, high, gap = interval(paired_differences, alpha, per_clip, seen.population if seen else None)
+    sequence_alpha = alpha if per_clip is None else alpha / 2
     at_max = max_repeats is not None and t >= max_repeats
-    call = verdict(low, high, margin, at_max)
+    call = verdict(low, high, margin, at_max, gap)
     mean = float(np.mean(paired_differences)) if t else math.nan
     spread = float(np.std(paired_differences, ddof=1)) if t > 1 else math.nan
-    needs = repeats_to_decide(mean, spread, alpha, margin) if call in (OPEN, UNDECIDED) and t > 1 else None
+    needs = repeats_to_decide(mean, spread, sequence_alpha, margin, gap) if call in (OPEN, UNDECIDED) and t > 1 else None
     fraction = mine[0]["fraction_kept"] if mine else ""
     return {"method": method, "ratio": ratio, "k": k, "n": n, "fraction_kept": fraction, "repeats": t,
-            "mean_difference": mean, "low": low, "high": high, "verdict": call, "alpha": alpha, "margin": margin,
-            "needs": needs, "chance": _chance_flag(mine, random_rows)}
+            "mean_difference": mean, "low": low - gap, "high": high + gap, "test_low": low, "test_high": high,
+            "gap": gap, "covers": covers, "floor": call == UNDECIDED and out_of_reach(low, high, margin, gap),
+            "verdict": call, "alpha": alpha, "margin": margin, "needs": needs, "chance": _chance_flag(mine, random_rows)}
 
 
 def _chance_flag(mine, random_rows) -> str:
@@ -87,18 +153,29 @@ def _chance_flag(mine, random_rows) -> str:
 
 
 def verdict_text(line: dict) -> str:
-    """A verdict in words, with the repeats that would decide it where it is open or undecided."""
+    """A verdict in words: where the test set alone keeps it undecided, the resolution the test set allows; where it
+    is open or undecided, the repeats that would decide it."""
+    if line["floor"]:
+        return f"{line['verdict']}: the test set resolves only about ±{100 * line['gap']:.1f} points"
     if line["needs"]:
         return f"{line['verdict']} (about {line['needs']} repeats would decide it)"
     if line["verdict"] in (OPEN, UNDECIDED) and line["repeats"] < 2:
         return f"{line['verdict']} (too few repeats to project)"
+    if line["verdict"] in (OPEN, UNDECIDED) and line["gap"] > 0:
+        return f"{line['verdict']} (the test set may not decide it: it resolves about ±{100 * line['gap']:.1f} points)"
     return line["verdict"]
 
 
+def coverage_note(lines: list[dict]) -> str:
+    """What the verdicts speak of, one line a population, for under a table."""
+    return "\n".join(f"verdicts on {covers}" for covers in dict.fromkeys(line["covers"] for line in lines))
+
+
 def format_table(lines: list[dict]) -> str:
-    """The verdict table as text: one comparison a line."""
+    """The verdict table as text: one comparison a line, what the verdicts speak of below it. The interval is the
+    confidence sequence on the test set widened by the test set's gap (its ± column)."""
     header = (f"{'method':>28s} {'ratio':>5s} {'k':>3s} {'N':>5s} {'kept':>6s} {'repeats':>7s} {'mean diff':>9s} "
-              f"{'sequence':>17s}  verdict")
+              f"{'interval':>17s} {'test set':>8s}  verdict")
     out = [header]
     for line in lines:
         ends = f"[{line['low']:+.3f}, {line['high']:+.3f}]"
@@ -107,5 +184,6 @@ def format_table(lines: list[dict]) -> str:
             call += f"; at chance: {line['chance']}"
         fraction = f"{float(line['fraction_kept']):.3f}" if line["fraction_kept"] else "-"
         out.append(f"{line['method']:>28s} {line['ratio']:>5s} {line['k'] or '-':>3s} {line['n']:>5s} {fraction:>6s} "
-                   f"{line['repeats']:7d} {line['mean_difference']:+9.4f} {ends:>17s}  {call}")
-    return "\n".join(out)
+                   f"{line['repeats']:7d} {line['mean_difference']:+9.4f} {ends:>17s} {'±' + format(line['gap'], '.3f'):>8s}  "
+                   f"{call}")
+    return "\n".join(out + [coverage_note(lines)])

@@ -149,6 +149,9 @@ def test_a_later_sweep_adding_comparisons_gets_half_of_what_is_left(fresh_featur
     assert second["comparisons"] == [["keep_easy", "0.3", "4", "40"]]
     with pytest.raises(SystemExit):  # the study's error rate is fixed once registered
         run_all_classifications.main(["--data-root", str(root), *AUTO, "--alpha", "0.1", "--methods", "ssp_hard", "random"])
+    with pytest.raises(SystemExit):  # and what its verdicts speak of: not chosen after seeing them
+        run_all_classifications.main(["--data-root", str(root), *AUTO, "--generalise-to", "clips"])
+    assert json.loads(ledger.read_text())["generalise_to"] == "speakers"
 
 
 def test_a_fixed_sweep_trains_exactly_its_repeats(fresh_features_root):

@@ -20,7 +20,7 @@ of 5 repeats, at most 20, the error split between the repeats' sequence and the 
 setting: how often the gap's interval holds the gap at its final repeat (against 1 - alpha / 2), how often the
 verdict's interval holds the population's difference (against 1 - alpha), the wrong verdicts (better or worse when
 the arms are equal on the pool; any verdict that contradicts the pool's difference), the share decided, the share
-stopped by the test set alone, and the gap's mean half-width. Claims: new speakers (the pool's difference), and new
+stopped by the test set alone, the gap's mean half-width, and its share of the verdict's interval. Claims: new speakers (the pool's difference), and new
 clips of the test speakers (the difference on those speakers' pool clips).
 """
 
@@ -66,6 +66,7 @@ def summarise(results: list[tuple], alpha: float) -> dict:
             "decided": np.mean([c in (BETTER, WORSE, SLIGHTLY_BETTER, SLIGHTLY_WORSE, EQUIVALENT) for c in calls]),
             "floor": np.mean([c == "undecided" and r[1] < MAX_REPEATS for c, r in zip(calls, results)]),
             "gap points": 100 * np.mean([r[4] for r in results if np.isfinite(r[4])]),
+            "share": np.mean([2 * r[4] / (r[3] - r[2]) for r in results if np.isfinite(r[4]) and r[3] > r[2]]),
             "repeats": np.mean([r[1] for r in results])}
 
 
@@ -138,12 +139,13 @@ def on_speech(rng, method_right, random_right, speakers, claim: str, alpha: floa
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| source | claim | test set | alpha | gap held | interval held | wrong verdicts | decided | stopped by the test set | gap ± (points) | repeats |",
-           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    out = ["| source | claim | test set | alpha | gap held | interval held | wrong verdicts | decided | stopped by the test set | "
+           "gap ± (points) | test set's share of the interval | repeats |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         out.append(f"| {r['source']} | new {r['claim']} | {r['test set']} | {r['alpha']:g} | {r['gap held']:.3f} | "
                    f"{r['interval held']:.3f} | {r['wrong']:.3f} | {r['decided']:.2f} | {r['floor']:.2f} | "
-                   f"{r['gap points']:.2f} | {r['repeats']:.1f} |")
+                   f"{r['gap points']:.2f} | {r['share']:.2f} | {r['repeats']:.1f} |")
     return "\n".join(out)
 
 

@@ -365,6 +365,31 @@ def markdown_table(lines: list[dict]) -> str:
     return "\n".join(out + ["", coverage_note(lines).replace("\n", "; ") + "."])
 
 
+def verdict_grid(lines: list[dict]) -> str | None:
+    """The verdicts of a study as a grid in Markdown, a method a row and a fraction kept (or N) a column, each cell
+    "**verdict** mean [low, high] ±gap, repeats"; None where the study has one column only."""
+    columns = sorted({_where(v) for v in lines}, key=lambda where: -_column_order(where))
+    if len(columns) < 2:
+        return None
+    cells = {(v["method"], _where(v)): v for v in lines}
+    out = ["| method | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for method in dict.fromkeys(v["method"] for v in lines):
+        row = []
+        for where in columns:
+            v = cells.get((method, where))
+            call = "undecided: test set" if v and v["floor"] else v and v["verdict"]
+            row.append("" if v is None else f"**{call}** {v['mean_difference']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}] "
+                                            f"±{v['gap']:.3f}, {v['repeats']}")
+        out.append(f"| {method} | " + " | ".join(row) + " |")
+    return "\n".join(out)
+
+
+def _column_order(where: str) -> float:
+    """Columns from the most kept to the least: '90% kept' -> 90, 'N 400 from 70% kept' -> 70 + 400 / 1e6."""
+    numbers = [float(t.rstrip("%")) for t in where.split() if t.rstrip("%").replace(".", "").isdigit()]
+    return numbers[-1] + (numbers[0] / 1e6 if len(numbers) > 1 else 0)
+
+
 def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup=None,
                  include_set_aside: bool = False) -> str:
     """Step 6: every figure into Plots/ under data_root; returns the summary table, with what was skipped."""
@@ -404,7 +429,10 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
         table = format_table(lines) if lines else "no comparison with random (train random beside the methods)"
         sections.append(f"study {study_id(key)}: {describe_study(key)}\nfigures: {', '.join(figures) or 'none'}\n"
                         f"{summary_table(members)}\n\nverdicts against random:\n{table}")
+        grid = verdict_grid(lines)
         report += [f"\n## Study {study_id(key)}", "", describe_study(key), "", markdown_table(lines) if lines else table,
+                   *(["", "The same verdicts by fraction kept (verdict, mean difference, interval, the test set's ±, "
+                      "repeats):", "", grid] if grid else []),
                    "", *[f"![{name}]({name}.png)" for name in figures], "", "Mean accuracy per configuration:", "",
                    "```", summary_table(members), "```"]
     skipped = plot_clusters(data_root, method, ratio, setup or PruningSetup(), folder)

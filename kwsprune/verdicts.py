@@ -137,6 +137,7 @@ def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, ma
     return {"method": method, "ratio": ratio, "k": k, "n": n, "fraction_kept": fraction, "repeats": t,
             "mean_difference": mean, "low": low - gap, "high": high + gap, "test_low": low, "test_high": high,
             "gap": gap, "covers": covers, "floor": call == UNDECIDED and out_of_reach(low, high, margin, gap),
+            "one_draw": bool(random_rows) and random_rows[0]["n"] == "all",
             "verdict": call, "alpha": alpha, "margin": margin, "needs": needs, "chance": _chance_flag(mine, random_rows)}
 
 
@@ -150,6 +151,10 @@ def _chance_flag(mine, random_rows) -> str:
             if flag:
                 flags.append(f"{who}: {flag}")
     return "; ".join(flags)
+
+
+ONE_DRAW = ("at --n all, random's kept clips are one draw (its pruning seed), the same in every repeat: those verdicts "
+            "speak of that draw, not of random; a number for --n draws random's clips anew each repeat")
 
 
 def verdict_text(line: dict) -> str:
@@ -167,8 +172,10 @@ def verdict_text(line: dict) -> str:
 
 
 def coverage_note(lines: list[dict]) -> str:
-    """What the verdicts speak of, one line a population, for under a table."""
-    return "\n".join(f"verdicts on {covers}" for covers in dict.fromkeys(line["covers"] for line in lines))
+    """What the verdicts speak of, one line a population, for under a table; and that random is one draw where some
+    compare at --n all."""
+    notes = [f"verdicts on {covers}" for covers in dict.fromkeys(line["covers"] for line in lines)]
+    return "\n".join(notes + ([ONE_DRAW] if any(line.get("one_draw") for line in lines) else []))
 
 
 def format_table(lines: list[dict]) -> str:

@@ -189,3 +189,32 @@ def test_on_fsdd_a_clear_case_is_decided_in_a_handful_of_repeats(fsdd_dir, tmp_p
     table = plot_results(root, "ssp_easy", 0.9)
     [line] = [line for line in table.splitlines() if line.strip().startswith("ssp_easy")]
     assert " worse" in line
+    assert "verdicts on new clips of these 6 test speakers, who also speak in training (300 test clips)" in table
+    assert "at --n all, random's kept clips are one draw (its pruning seed)" in table  # said, not hidden
+
+
+def test_an_auto_sweep_stops_where_the_test_set_alone_keeps_a_comparison_undecided(fresh_features_root, capsys):
+    """The demo's test split is a few dozen clips of a few speakers: no number of repeats decides a small difference
+    on new speakers there, so the sweep stops training it as soon as its repeats show that, far before --max-repeats."""
+    root = fresh_features_root
+    run_all_classifications.main(["--data-root", str(root), "--n", "40", "--ratios", "0.3", "--k", "4", "--methods",
+                                  "keep_hard", "random", "--repeats", "auto", "--max-repeats", "50"])
+    out = capsys.readouterr().out
+    trained = rows(root)
+    assert all(r["outcomes"] for r in trained) and len(trained) < 2 * 50
+    assert "undecided: the test set resolves only about ±" in out and "verdicts on new speakers (" in out
+
+
+def test_a_studys_verdicts_read_as_a_grid_of_methods_by_fraction_kept():
+    from kwsprune.plots import verdict_grid
+
+    def line(method, ratio, floor=False):
+        return {"method": method, "ratio": ratio, "k": "10", "n": "all", "floor": floor, "verdict": UNDECIDED if floor
+                else WORSE, "mean_difference": -0.02, "low": -0.05, "high": -0.01, "gap": 0.01, "repeats": 5}
+    # ratio: the fraction removed
+    grid = verdict_grid([line("keep_hard", "0.9"), line("keep_hard", "0.1", floor=True), line("herding", "0.1")])
+    assert grid.splitlines() == [
+        "| method | 90% kept | 10% kept |", "| --- | --- | --- |",
+        "| keep_hard | **undecided: test set** -0.020 [-0.050, -0.010] ±0.010, 5 | **worse** -0.020 [-0.050, -0.010] ±0.010, 5 |",
+        "| herding | **worse** -0.020 [-0.050, -0.010] ±0.010, 5 |  |"]
+    assert verdict_grid([line("keep_hard", "0.1")]) is None  # one column: the table says it all

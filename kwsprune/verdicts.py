@@ -11,7 +11,7 @@ import numpy as np
 from kwsprune.chance import verdict as chance_verdict
 from kwsprune.outcomes import load_outcomes
 from kwsprune.paths import RESULTS_DIR, format_ratio, step_dir
-from kwsprune.sequential import MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, out_of_reach, verdict
+from kwsprune.sequential import BOUND, MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, out_of_reach, verdict
 from kwsprune.study import Comparison, baseline_run
 from kwsprune.test_set import SPEAKERS, Population, gap_half_width, load_test_set, population
 from kwsprune.validation import InputError
@@ -135,7 +135,7 @@ def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, ma
     needs = repeats_to_decide(mean, spread, sequence_alpha, margin, gap) if call in (OPEN, UNDECIDED) and t > 1 else None
     fraction = mine[0]["fraction_kept"] if mine else ""
     return {"method": method, "ratio": ratio, "k": k, "n": n, "fraction_kept": fraction, "repeats": t,
-            "mean_difference": mean, "low": low - gap, "high": high + gap, "test_low": low, "test_high": high,
+            "mean_difference": mean, "low": max(low - gap, -BOUND), "high": min(high + gap, BOUND), "test_low": low, "test_high": high,
             "gap": gap, "covers": covers, "floor": call == UNDECIDED and out_of_reach(low, high, margin, gap),
             "one_draw": bool(random_rows) and random_rows[0]["n"] == "all",
             "verdict": call, "alpha": alpha, "margin": margin, "needs": needs, "chance": _chance_flag(mine, random_rows)}

@@ -134,3 +134,15 @@ def test_outcomes_that_disagree_with_their_row_or_are_of_another_test_set_are_re
     other = Evidence(tmp_path, labels[:90], population(HeldOut(labels[:90])))
     with pytest.raises(InputError, match="tested on 100 clips, this data root's test split has 90"):
         judge(rows_of(tmp_path, labels, right, right), ("keep_hard", "0.3", "4", "40"), 0.05, seen=other)
+
+
+def test_the_test_splits_speakers_are_read_against_the_manifest(fresh_demo_root):
+    from kwsprune.test_set import load_test_set
+
+    held = load_test_set(fresh_demo_root)
+    assert held.speakers is not None and len(held.speakers) == len(held.labels) and not held.speakers_in_training
+    assert population(held).covers.startswith("new speakers (")
+    path = fresh_demo_root / "Dataset_as_Numpy" / "test_speakers.npy"
+    np.save(path, np.array(["one speaker"] * len(held.labels)))  # a planted file: every clip one speaker
+    with pytest.raises(InputError, match="test_speakers.npy"):
+        load_test_set(fresh_demo_root)

@@ -71,14 +71,14 @@ def verdict(low: float, high: float, margin: float = MARGIN, at_max: bool = Fals
     high + gap < 0; by less than the margin when the whole interval also lies within the margin; equivalent: it lies
     within [-margin, margin]; undecided at --max-repeats, or at once where no number of repeats could decide it on
     this test set (out_of_reach); open otherwise."""
-    low, high = low - gap, high + gap
-    if low > 0:
-        return SLIGHTLY_BETTER if high <= margin else BETTER
-    if high < 0:
-        return SLIGHTLY_WORSE if low >= -margin else WORSE
-    if -margin <= low and high <= margin:
+    wide_low, wide_high = low - gap, high + gap
+    if wide_low > 0:
+        return SLIGHTLY_BETTER if wide_high <= margin else BETTER
+    if wide_high < 0:
+        return SLIGHTLY_WORSE if wide_low >= -margin else WORSE
+    if -margin <= wide_low and wide_high <= margin:
         return EQUIVALENT
-    return UNDECIDED if at_max or out_of_reach(low + gap, high - gap, margin, gap) else OPEN
+    return UNDECIDED if at_max or out_of_reach(low, high, margin, gap) else OPEN
 
 
 def out_of_reach(low: float, high: float, margin: float, gap: float) -> bool:

@@ -68,10 +68,11 @@ def population(test_set: HeldOut, generalise_to: str = SPEAKERS) -> Population:
         return Population(np.arange(n), np.zeros(n, int), f"new clips like these {n} (speakers unknown)")
     _, speaker_ids = np.unique(test_set.speakers, return_inverse=True)
     count = int(speaker_ids.max()) + 1 if n else 0
+    speakers = f"{count} speaker{'' if count == 1 else 's'}"
     if generalise_to == SPEAKERS and not test_set.speakers_in_training:
-        return Population(speaker_ids, np.zeros(n, int), f"new speakers ({n} test clips of {count} speakers)")
+        return Population(speaker_ids, np.zeros(n, int), f"new speakers ({n} test clips of {speakers})")
     seen = ", who also speak in training" if test_set.speakers_in_training else ""
-    return Population(np.arange(n), speaker_ids, f"new clips of these {count} test speakers{seen} ({n} test clips)")
+    return Population(np.arange(n), speaker_ids, f"new clips of these {count} test {speakers.split()[1]}{seen} ({n} test clips)")
 
 
 def _sums(differences, where: Population) -> tuple[float, float, float, float, int]:

@@ -160,6 +160,8 @@ ONE_DRAW = ("at --n all, random's kept clips are one draw (its pruning seed), th
 def verdict_text(line: dict) -> str:
     """A verdict in words: where the test set alone keeps it undecided, the resolution the test set allows; where it
     is open or undecided, the repeats that would decide it."""
+    if line["floor"] and math.isinf(line["gap"]):
+        return f"{line['verdict']}: one speaker (or clip) a stratum says nothing of the others: see the line below the table"
     if line["floor"]:
         return f"{line['verdict']}: the test set resolves only about ±{100 * line['gap']:.1f} points"
     if line["needs"]:

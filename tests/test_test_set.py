@@ -122,6 +122,17 @@ def test_identical_arms_are_equivalent_and_an_arm_that_never_changes_is_judged(t
     assert line["verdict"] == BETTER and 0 < line["gap"] < 0.05
 
 
+def test_one_test_speaker_says_nothing_of_new_speakers(tmp_path):
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 10, 200)
+    alone = Evidence(tmp_path, labels, population(HeldOut(labels, np.array(["only"] * 200))))
+    assert alone.population.covers == "new speakers (200 test clips of 1 speaker)"
+    rows = rows_of(tmp_path, labels, [rng.random(200) < 0.9 for _ in range(10)], [rng.random(200) < 0.5 for _ in range(10)])
+    line = judge(rows, ("keep_hard", "0.3", "4", "40"), 0.05, seen=alone)  # a 40-point difference, on one speaker
+    assert line["verdict"] == UNDECIDED and line["floor"] and (line["low"], line["high"]) == (-1.0, 1.0)
+    assert "one speaker (or clip) a stratum says nothing of the others" in verdict_text(line)
+
+
 def test_outcomes_that_disagree_with_their_row_or_are_of_another_test_set_are_refused(tmp_path):
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 10, 100)

@@ -35,10 +35,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kwsprune.cli import RECIPE_FLAGS, add_training_flags, at_least, training_config  # noqa: E402
 from kwsprune.models import is_head, model_spec  # noqa: E402
-from kwsprune.paths import DATASET_DIR, step_dir  # noqa: E402
 from kwsprune.pruning import PruningSetup, load_kept  # noqa: E402
 from kwsprune.recipe import recipe_text  # noqa: E402
 from kwsprune.runs import draw, model_seed  # noqa: E402
+from kwsprune.test_set import load_test_set  # noqa: E402
 from kwsprune.training import train_runs  # noqa: E402
 from kwsprune.training_data import load_training_data  # noqa: E402
 from kwsprune.variance import crossed_components, sd_interval, spread_over_test_sets  # noqa: E402
@@ -62,8 +62,7 @@ def measure(data_root, n: int, config, label: str, draws: int, seeds: int, pairs
     data = load_training_data(data_root, config.model)
     n_train = len(data["y_train"])
     pool = np.arange(n_train)
-    speakers_file = step_dir(data_root, DATASET_DIR) / "test_speakers.npy"
-    speakers = np.load(speakers_file, allow_pickle=False) if speakers_file.exists() else None
+    speakers = load_test_set(data_root).speakers  # checked against the dataset manifest
     plan = []  # (label, subset, model seed)
     for d in range(draws):
         for s in range(seeds):

@@ -20,8 +20,8 @@ of 5 repeats, at most 20, the error split between the repeats' sequence and the 
 setting: how often the gap's interval holds the gap at its final repeat (against 1 - alpha / 2), how often the
 verdict's interval holds the population's difference (against 1 - alpha), the wrong verdicts (better or worse when
 the arms are equal on the pool; any verdict that contradicts the pool's difference), the share decided, the share
-stopped by the test set alone, the gap's mean half-width, and its share of the verdict's interval. Claims: new speakers (the pool's difference), and new
-clips of the test speakers (the difference on those speakers' pool clips).
+stopped by the test set alone, the gap's mean half-width, and its share of the verdict's interval. Claims: new
+speakers (the pool's difference), and new clips of the test speakers (the difference on those speakers' pool clips).
 """
 
 import argparse

@@ -286,8 +286,9 @@ def sweep(data_root, study: Study) -> list[dict]:
 
 def sequential_sweep(data_root, study: Study) -> list[dict]:
     """--repeats auto: rounds of study.round_size repeats for every comparison still open, until each is decided, at
-    study.max_repeats, or left undecided by the test set alone (kwsprune.sequential.out_of_reach). A comparison is judged after each round on its pairs of the repeats trained so far; the
-    decision rests on the rows and their outcomes alone, so a killed or re-run sweep makes the same decisions and trains nothing twice.
+    study.max_repeats, or left undecided by the test set alone (kwsprune.sequential.out_of_reach). A comparison is
+    judged after each round on its pairs of the repeats trained so far; the decision rests on the rows and their
+    outcomes alone, so a killed or re-run sweep makes the same decisions and trains nothing twice.
     Random's runs at an N go on while any comparison there needs them; a round's runs of one size train as one job.
     Returns the rows of every comparison."""
     every = comparisons(study)

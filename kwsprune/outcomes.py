@@ -37,12 +37,17 @@ def save_outcomes(results_dir, predicted) -> str:
     return sha
 
 
+def run_in_words(row: dict) -> str:
+    """A run of runs.csv in words, for messages (any field may be missing from a stranger's row)."""
+    return f"the run {row.get('method')} ratio {row.get('ratio')} N {row.get('n')} repeat {row.get('repeat')}"
+
+
 def load_outcomes(results_dir, row: dict) -> np.ndarray:
     """The predicted class of each test clip of the run in `row`, checked against its sha256, its test set's size and
     its class count; a missing, altered or foreign file is refused in one line."""
     sha = row.get("outcomes") or ""
     fix = "delete its row from runs.csv and rerun the sweep: the run trains again and keeps its outcomes"
-    where = f"the run {row.get('method')} ratio {row.get('ratio')} N {row.get('n')} repeat {row.get('repeat')}"
+    where = run_in_words(row)
     if not sha:
         raise InputError(f"{where} in {Path(results_dir) / 'runs.csv'} has no per-clip outcomes (an older kwsprune's "
                          f"row): {fix}")

@@ -68,11 +68,11 @@ def population(test_set: HeldOut, generalise_to: str = SPEAKERS) -> Population:
         return Population(np.arange(n), np.zeros(n, int), f"new clips like these {n} (speakers unknown)")
     _, speaker_ids = np.unique(test_set.speakers, return_inverse=True)
     count = int(speaker_ids.max()) + 1 if n else 0
-    speakers = f"{count} speaker{'' if count == 1 else 's'}"
+    word = "speaker" if count == 1 else "speakers"
     if generalise_to == SPEAKERS and not test_set.speakers_in_training:
-        return Population(speaker_ids, np.zeros(n, int), f"new speakers ({n} test clips of {speakers})")
+        return Population(speaker_ids, np.zeros(n, int), f"new speakers ({n} test clips of {count} {word})")
     seen = ", who also speak in training" if test_set.speakers_in_training else ""
-    return Population(np.arange(n), speaker_ids, f"new clips of these {count} test {speakers.split()[1]}{seen} ({n} test clips)")
+    return Population(np.arange(n), speaker_ids, f"new clips of these {count} test {word}{seen} ({n} test clips)")
 
 
 def _sums(differences, where: Population) -> tuple[float, float, float, float, int]:
@@ -103,7 +103,11 @@ def gap_variance(differences, where: Population) -> tuple[float, float]:
     """The variance of the gap between the mean paired difference on this test set (the training's expectation) and
     on its population, the clusters' spread less the training's share, and the degrees of freedom of the estimate
     (Satterthwaite's, for a difference of two sums of squares)."""
-    observed, training, df_observed, df_training, n = _sums(differences, where)
+    return _split(*_sums(differences, where))
+
+
+def _split(observed: float, training: float, df_observed: float, df_training: float, n: int) -> tuple[float, float]:
+    """gap_variance from the sums of _sums."""
     between = observed - training
     if between <= 0 or df_observed == 0:
         return 0.0, df_observed
@@ -116,10 +120,11 @@ def gap_half_width(differences, where: Population, alpha: float) -> float:
     is most of the clusters' spread and those are few, the clusters' spread alone on its own degrees of freedom (an
     overestimate by the training's share / repeats) is narrower and taken instead; inf where the clusters are too
     few to say anything."""
-    observed, _, df_observed, _, n = _sums(differences, where)
+    sums = _sums(differences, where)
+    observed, _, df_observed, _, n = sums
     if df_observed == 0:
         return np.inf
-    variance, df = gap_variance(differences, where)
+    variance, df = _split(*sums)
     whole = stats.t.ppf(1 - alpha / 2, df_observed) * np.sqrt(observed) / n
     split = stats.t.ppf(1 - alpha / 2, df) * np.sqrt(variance) if variance > 0 else np.inf
     return float(min(split, whole))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from kwsprune.chance import verdict as chance_verdict
-from kwsprune.outcomes import load_outcomes
+from kwsprune.outcomes import load_outcomes, run_in_words
 from kwsprune.paths import RESULTS_DIR, format_ratio, step_dir
 from kwsprune.sequential import BOUND, MARGIN, OPEN, UNDECIDED, confidence_sequence, half_width, out_of_reach, verdict
 from kwsprune.study import Comparison, baseline_run
@@ -35,20 +35,15 @@ class Evidence:
         if sha not in self._loaded:
             predicted = load_outcomes(self.results_dir, row)
             if len(predicted) != len(self.labels):
-                raise InputError(f"{self.results_dir / 'runs.csv'}: {where(row)} was tested on {len(predicted)} clips, "
+                raise InputError(f"{self.results_dir / 'runs.csv'}: {run_in_words(row)} was tested on {len(predicted)} clips, "
                                  f"this data root's test split has {len(self.labels)}: its rows are of another dataset; "
                                  "move results/ aside or prepare that dataset again")
             self._loaded[sha] = (predicted == self.labels).astype(np.int8)
         right = self._loaded[sha]
         if abs(right.mean() - float(row["test_acc"])) > 0.5 / len(right):
-            raise InputError(f"{self.results_dir / 'runs.csv'}: {where(row)} records test_acc {row['test_acc']} but its "
+            raise InputError(f"{self.results_dir / 'runs.csv'}: {run_in_words(row)} records test_acc {row['test_acc']} but its "
                              f"outcomes give {right.mean():.6f}: delete its row and rerun the sweep")
         return right
-
-
-def where(row: dict) -> str:
-    """A run in words, for messages."""
-    return f"the run {row['method']} ratio {row['ratio']} N {row['n']} repeat {row['repeat']}"
 
 
 def evidence(data_root, generalise_to: str = SPEAKERS) -> Evidence:
@@ -103,13 +98,20 @@ def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float, g
     return None
 
 
+def split_alpha(alpha: float, with_gap: bool) -> tuple[float, float]:
+    """A comparison's error shared between the repeats' sequence and the test set's gap: half each where the gap is
+    measured, all of it to the sequence where it is not."""
+    return (alpha / 2, alpha / 2) if with_gap else (alpha, 0.0)
+
+
 def interval(paired_differences, alpha: float, per_clip=None, where: Population | None = None) -> tuple[float, float, float]:
     """(low, high, gap): the confidence sequence of the paired differences on the test set and the half-width of the
-    test set's gap from its population, each at alpha / 2, from the per-clip differences (repeats, clips) of the
-    same pairs; without them the sequence alone, at alpha, and gap 0 (a claim on this test set only)."""
-    if per_clip is None:
-        return (*confidence_sequence(paired_differences, alpha), 0.0)
-    return (*confidence_sequence(paired_differences, alpha / 2), gap_half_width(per_clip, where, alpha / 2))
+    test set's gap from its population, each at its share of alpha (split_alpha), from the per-clip differences
+    (repeats, clips) of the same pairs; without them the sequence alone, at alpha, and gap 0 (a claim on this test
+    set only)."""
+    sequence_alpha, gap_alpha = split_alpha(alpha, per_clip is not None)
+    gap = 0.0 if per_clip is None else gap_half_width(per_clip, where, gap_alpha)
+    return (*confidence_sequence(paired_differences, sequence_alpha), gap)
 
 
 def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, max_repeats: int | None = None,
@@ -127,7 +129,7 @@ def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, ma
         per_clip = np.stack([seen.correct(a) - seen.correct(b) for a, b in zip(mine, random_rows)])
         covers = seen.population.covers
     low, high, gap = interval(paired_differences, alpha, per_clip, seen.population if seen else None)
-    sequence_alpha = alpha if per_clip is None else alpha / 2
+    sequence_alpha, _ = split_alpha(alpha, per_clip is not None)
     at_max = max_repeats is not None and t >= max_repeats
     call = verdict(low, high, margin, at_max, gap)
     mean = float(np.mean(paired_differences)) if t else math.nan

@@ -121,10 +121,14 @@ def read_ledger(results_dir, study_key_id: str) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        ledger = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise InputError(f"{path} is not readable JSON ({err}): restore it from a backup; deleting it forgets which "
                          "error share each comparison was given") from None
+    if isinstance(ledger, dict) and ledger.get("generalise_to", SPEAKERS) not in GENERALISE_TO:
+        raise InputError(f"{path}: generalise_to {str(ledger['generalise_to'])[:40]!r} is not one of "
+                         f"{', '.join(GENERALISE_TO)}: restore the ledger from a backup (its first sweep's --generalise-to)")
+    return ledger
 
 
 def register(results_dir, study_key_id: str, description: str, new: list[Comparison], study: Study | None) -> dict:

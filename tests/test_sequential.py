@@ -152,6 +152,10 @@ def test_a_later_sweep_adding_comparisons_gets_half_of_what_is_left(fresh_featur
     with pytest.raises(SystemExit):  # and what its verdicts speak of: not chosen after seeing them
         run_all_classifications.main(["--data-root", str(root), *AUTO, "--generalise-to", "clips"])
     assert json.loads(ledger.read_text())["generalise_to"] == "speakers"
+    crafted = json.loads(ledger.read_text())
+    ledger.write_text(json.dumps({**crafted, "generalise_to": "everyone"}))  # a stranger's claim: refused, not read
+    with pytest.raises(SystemExit):
+        run_all_classifications.main(["--data-root", str(root), *AUTO])
 
 
 def test_a_fixed_sweep_trains_exactly_its_repeats(fresh_features_root):

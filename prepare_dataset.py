@@ -4,6 +4,7 @@
   python prepare_dataset.py --source speech_commands --path DIR [--download] [--words all]
   python prepare_dataset.py --source fsdd --path free-spoken-digit-dataset
   python prepare_dataset.py --source folder --path DIR [--speaker-regex RE] [--split speakers|lists]
+  python prepare_dataset.py --source folder --path DIR --split lists --test-list big_test.txt   # a larger evaluation set
   python prepare_dataset.py --source numpy --path DIR                   # your own {split}_{x,y}.npy
   python prepare_dataset.py --source hf --path DIR                      # a Hugging Face dataset (save_to_disk or parquet)
   python prepare_dataset.py --source fsdd --path DIR --normalise minmax # the original's normalisation
@@ -27,6 +28,8 @@ VERSION = "0.02"           # speech_commands --download: archive version (0.01 o
 THREADS = 4                # file reading threads
 AUDIO_COLUMN = "audio"     # hf: the column of audio files (read undecoded, decoded with soundfile)
 LABEL_COLUMN = "label"     # hf: the column of class labels
+VALID_LIST = None          # speech_commands, folder --split lists: a validation list in place of --path's validation_list.txt
+TEST_LIST = None           # the same for testing_list.txt: a larger evaluation set, its speakers checked against training's
 
 
 def main(argv=None):
@@ -60,11 +63,17 @@ def main(argv=None):
     parser.add_argument("--audio-column", default=AUDIO_COLUMN, help="hf: the audio column (default: %(default)s)")
     parser.add_argument("--label-column", default=LABEL_COLUMN,
                         help="hf: the label column, a ClassLabel or strings (default: %(default)s)")
+    parser.add_argument("--valid-list", default=VALID_LIST,
+                        help="speech_commands, folder --split lists: the validation list to read in place of --path's "
+                             "validation_list.txt (one path a line, relative to --path)")
+    parser.add_argument("--test-list", default=TEST_LIST,
+                        help="the same for testing_list.txt: e.g. a larger evaluation set; a test speaker who also speaks "
+                             "in training is named (verdicts then speak of new clips of the test speakers, not of new ones)")
     args = parser.parse_args(argv)
     manifest = run_step(
         prepare_dataset, args.data_root, args.source, args.path, args.words, args.speaker_regex, args.resample,
         args.n_speakers, args.seed, args.download, args.version, args.threads, args.normalise, args.split,
-        args.skip_bad_files, args.audio_column, args.label_column, args.drop_duplicates,
+        args.skip_bad_files, args.audio_column, args.label_column, args.drop_duplicates, args.valid_list, args.test_list,
     )
     for name, record in manifest["files"].items():
         if name.endswith("_x.npy"):

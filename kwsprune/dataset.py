@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from kwsprune.artefacts import (check_writable, command_line, load_verified, open_output, rerun, save_npy, staged,
+from kwsprune.artefacts import (check_writable, command_line, file_sha256, load_verified, open_output, rerun, save_npy, staged,
                                 write_manifest, write_text)
 from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, SPLITS, step_dir
 from kwsprune.validation import BadClip, InputError, check_labels, check_same_length, check_waveforms, load_npy
@@ -221,13 +221,16 @@ def prepare_dataset(
     data_root, source: str, path=None, words="core", speaker_regex=None, resample=True,
     n_speakers=300, seed=0, download=False, version="0.02", threads=4, normalise=None, split="hash",
     skip_bad_files=False, audio_column="audio", label_column="label", drop_duplicates=False,
+    valid_list=None, test_list=None,
 ) -> dict:
     """Step 0 for one source (see SOURCES); returns the manifest written to Dataset_as_Numpy/.
 
     normalise: peak (default for audio), minmax (the original's) or none (default for numpy arrays).
     split (folder source): hash (Speech Commands' speaker hash), speakers (seeded speaker-grouped 80/10/10)
     or lists (validation_list.txt and testing_list.txt in the folder). audio_column, label_column: the hf source's.
-    drop_duplicates: leave out byte-identical files in two classes or splits (kwsprune.duplicates) instead of refusing."""
+    drop_duplicates: leave out byte-identical files in two classes or splits (kwsprune.duplicates) instead of refusing.
+    valid_list, test_list: list files in place of the folder's (speech_commands, folder --split lists), e.g. a
+    larger evaluation set; recorded with their sha256."""
     from kwsprune import sources, synth
     from kwsprune.audio import load_clip, normaliser
 
@@ -239,6 +242,11 @@ def prepare_dataset(
     normalised = normaliser(how)
     if split != "hash" and source != "folder":
         raise InputError(f"--split {split} is for --source folder; {source} has its own split")
+    given_lists = {name: Path(value).resolve() for name, value in (("valid_list", valid_list), ("test_list", test_list))
+                   if value is not None}
+    if given_lists and not (source == "speech_commands" or (source == "folder" and split == "lists")):
+        raise InputError(f"--{next(iter(given_lists)).replace('_', '-')} is for --source speech_commands or --source folder "
+                         f"--split lists: {source} splits its clips by its own rule")
     params = {"source": source, "path": None if path is None else str(Path(path).resolve()), "normalise": how}
     command = command_line(MADE_BY, data_root, {
         "--source": source, "--path": params["path"], "--words": words if source in ("speech_commands", "synth") else None,
@@ -246,18 +254,19 @@ def prepare_dataset(
         "--n-speakers": n_speakers if source == "synth" else None,
         "--seed": seed if source == "synth" or split == "speakers" else None, "--normalise": how,
         "--skip-bad-files": skip_bad_files, "--drop-duplicates": drop_duplicates,
-        "--audio-column": audio_column if source == "hf" else None, "--label-column": label_column if source == "hf" else None})
+        "--audio-column": audio_column if source == "hf" else None, "--label-column": label_column if source == "hf" else None,
+        **{f"--{name.replace('_', '-')}": str(value) for name, value in given_lists.items()}})
     load = lambda clip: load_clip(clip.path, resample, how)  # noqa: E731
     fix = "add speakers or use a source with its own split"
     if source == "speech_commands":
         if download:
             sources.download_speech_commands(path, version)
         word_list = sources.CORE_WORDS if words == "core" else "all" if words == "all" else words.split(",")
-        clips, names = sources.speech_commands_clips(path, word_list)
+        clips, names = sources.speech_commands_clips(path, word_list, valid_list, test_list)
         params.update(words=names, split="validation_list.txt / testing_list.txt", resample=resample)
     elif source == "folder":
         regex = speaker_regex or sources.DEFAULT_SPEAKER_REGEX
-        clips, names = sources.folder_clips(path, regex, split, seed)
+        clips, names = sources.folder_clips(path, regex, split, seed, valid_list, test_list)
         params.update(speaker_regex=regex, split=sources.FOLDER_SPLIT_RULES[split], resample=resample)
         if split == "speakers":
             params.update(seed=seed)
@@ -296,5 +305,8 @@ def prepare_dataset(
         params.update(skip_bad_files=True, skipped=len(skipped) - len(copies_left_out))
     skipped = skipped if skip_bad_files or drop_duplicates else None
     check_clips(clips, names, f"{path or 'synth'}", fix)
+    params.update({name: {"path": str(value), "sha256": file_sha256(value)} for name, value in given_lists.items()})
+    if (shared := sources.shared_speakers(clips)) is not None:
+        log.warning("%s", shared)
     with staged(out_dir, replaces_listed=True) as staging:
         return write_dataset(staging, clips, names, load, params, threads, command, skipped)

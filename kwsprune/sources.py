@@ -67,20 +67,28 @@ def _require_dir(path, hint: str) -> Path:
     return path
 
 
-def read_split_lists(root: Path, hint: str) -> dict[str, set[str]]:
-    """Speech Commands' split lists in `root`: validation_list.txt and testing_list.txt, one path a line, relative
-    to `root` (absolute paths under `root` are made relative), in Unicode NFC; an entry in both lists is refused."""
+def list_files(root: Path, valid_list=None, test_list=None) -> dict[str, Path]:
+    """The split lists to read: `valid_list` and `test_list` where given (a larger evaluation set a user wrote),
+    else validation_list.txt and testing_list.txt in `root`."""
+    given = {"valid": valid_list, "test": test_list}
+    return {split: Path(given[split]) if given[split] else root / name for split, name in LIST_FILES.items()}
+
+
+def read_split_lists(root: Path, hint: str, files: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """Speech Commands' split lists (`files`, by default validation_list.txt and testing_list.txt in `root`), one
+    path a line, relative to `root` (absolute paths under `root` are made relative), in Unicode NFC, a byte-order
+    mark read as such; an entry in both lists is refused."""
+    files = files or list_files(root)
     lists = {}
-    for split, name in LIST_FILES.items():
-        list_path = root / name
-        if not list_path.exists():
+    for split, list_path in files.items():
+        if not list_path.is_file():
             raise InputError(f"{list_path} is missing: {hint}")
-        lines = [line.strip() for line in list_path.read_text(encoding="utf-8").splitlines()]  # names may hold spaces
+        lines = [line.strip() for line in list_path.read_text(encoding="utf-8-sig").splitlines()]  # names may hold spaces
         lists[split] = {_list_entry(line, root) for line in lines if line}
     both = sorted(lists["valid"] & lists["test"])
     if both:
-        raise InputError(f"{root}: {len(both)} entries are in both {LIST_FILES['valid']} and {LIST_FILES['test']} (the "
-                         f"first: {both[0]!r}): a clip belongs to one split, remove it from one list")
+        raise InputError(f"{files['valid']} and {files['test']}: {len(both)} entries are in both (the first: {both[0]!r}): "
+                         f"a clip belongs to one split, remove it from one list")
     return lists
 
 
@@ -99,20 +107,22 @@ def listed_split(relpath: str, lists: dict[str, set[str]]) -> str:
     return "valid" if relpath in lists["valid"] else "test" if relpath in lists["test"] else "train"
 
 
-def check_list_matches(clips, lists: dict[str, set[str]], root: Path, partial: bool) -> None:
+def check_list_matches(clips, lists: dict[str, set[str]], root: Path, partial: bool,
+                       files: dict[str, Path] | None = None) -> None:
     """Name the list entries that match no clip: an error when none of a list's entries matched (the paths are not
     relative to `root`), else one line counting them (`partial`: a source whose lists name more clips than the
     folder holds, as a sample of Speech Commands, says nothing)."""
+    files = files or list_files(root)
     names = {unicodedata.normalize("NFC", clip.relpath) for clip in clips}
     for split, entries in lists.items():
         unmatched = sorted(entries - names)
         if entries and len(unmatched) == len(entries):
             example = f", e.g. {min(names)!r}" if names else ""
-            raise InputError(f"{root / LIST_FILES[split]}: none of its {len(entries)} entries names a file under {root} "
+            raise InputError(f"{files[split]}: none of its {len(entries)} entries names a file under {root} "
                              f"(the first: {unmatched[0]!r}): write paths relative to {root}{example}")
         if unmatched and not partial:
             log.warning("%s: %d entries name no file under %s (the first: %r); those clips are not in any split",
-                        root / LIST_FILES[split], len(unmatched), root, unmatched[0])
+                        files[split], len(unmatched), root, unmatched[0])
 
 
 def bad_name(relpath: str) -> str | None:
@@ -144,14 +154,15 @@ def speaker_split(clips_per_speaker: dict[str, int], seed: int, valid_percent=VA
     return {**split_of, **{speaker: "train" for speaker in order}}
 
 
-def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]]:
+def speech_commands_clips(root, words=CORE_WORDS, valid_list=None, test_list=None) -> tuple[list[Clip], list[str]]:
     """Google Speech Commands (v0.01/v0.02), split by its validation_list.txt and testing_list.txt.
 
     `words` is a list of word folders (class ids in that order) or "all" (every word folder, sorted).
     The lists name clips of the full dataset; those missing from `root` are ignored.
     """
     root = _require_dir(root, "pass the folder that holds the word folders and validation_list.txt, or use --download")
-    lists = read_split_lists(root, "it ships with the Speech Commands archive; extract the whole archive")
+    files = list_files(root, valid_list, test_list)
+    lists = read_split_lists(root, "it ships with the Speech Commands archive; extract the whole archive", files)
     available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
     if words == "all":
         words = available
@@ -165,12 +176,12 @@ def speech_commands_clips(root, words=CORE_WORDS) -> tuple[list[Clip], list[str]
             split = listed_split(relpath, lists)
             speaker = path.name.split("_nohash_")[0]
             clips.append(Clip(relpath, word, speaker, split, path))
-    check_list_matches(clips, lists, root, partial=True)
+    check_list_matches(clips, lists, root, partial=True, files=files)
     return clips, list(words)
 
 
 def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = "hash",
-                 seed: int = 0) -> tuple[list[Clip], list[str]]:
+                 seed: int = 0, valid_list=None, test_list=None) -> tuple[list[Clip], list[str]]:
     """One sub-folder per class (sorted names are the class ids), split as FOLDER_SPLIT_RULES[split] says.
 
     The speaker is the first group of `speaker_regex` matched against the file name (the whole match
@@ -201,11 +212,26 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
         speakers = speaker_split(Counter(clip.speaker for clip in clips), seed)
         split_of = lambda clip: speakers[clip.speaker]  # noqa: E731
     else:
+        files = list_files(root, valid_list, test_list)
         lists = read_split_lists(root, "--split lists reads validation_list.txt and testing_list.txt (one path a "
-                                       "line, relative to the folder, as in Speech Commands) from the folder")
-        check_list_matches(clips, lists, root, partial=False)
+                                       "line, relative to the folder, as in Speech Commands) from the folder, or "
+                                       "--valid-list and --test-list", files)
+        check_list_matches(clips, lists, root, partial=False, files=files)
         split_of = lambda clip: listed_split(clip.relpath, lists)  # noqa: E731
     return [replace(clip, split=split_of(clip)) for clip in clips], class_names
+
+
+def shared_speakers(clips) -> str | None:
+    """One line on the test speakers who also speak in training, or None: verdicts on such a test set speak of new
+    clips of those speakers, not of new speakers (kwsprune.test_set.population)."""
+    train = {unicodedata.normalize("NFC", clip.speaker) for clip in clips if clip.split == "train"}
+    test = {unicodedata.normalize("NFC", clip.speaker) for clip in clips if clip.split == "test"}
+    shared = sorted(train & test)
+    if not shared:
+        return None
+    return (f"{len(shared)} of the {len(test)} test speakers also speak in training (the first: {shared[0]!r}): verdicts "
+            f"on this data speak of new clips of them, not of new speakers; to judge on new speakers, put each "
+            f"speaker's clips in one split")
 
 
 def fsdd_clips(root) -> tuple[list[Clip], list[str]]:

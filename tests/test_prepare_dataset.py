@@ -10,7 +10,7 @@ import pytest
 import soundfile
 
 import prepare_dataset
-from kwsprune.artefacts import read_manifest
+from kwsprune.artefacts import file_sha256, read_manifest
 from kwsprune.sources import download_speech_commands, speaker_hash_split, speech_commands_clips
 
 SPLITS = ("train", "valid", "test")
@@ -224,6 +224,28 @@ def test_folder_split_by_lists(tmp_path, capsys):
     prepare_dataset.main(prepare)
     assert files(tmp_path, "valid") == ["low/spk1_nohash_0.wav", "zoom in/spk1_nohash_0.wav"]
     assert files(tmp_path, "test") == ["high/spk2_nohash_0.wav"] and len(files(tmp_path, "train")) == 9
+
+
+def test_a_larger_evaluation_set_from_lists_kept_elsewhere(tmp_path, capsys, caplog):
+    write_tone_folder(tmp_path / "tones", 16000, n_speakers=4)
+    clips = lambda *speakers: "".join(f"{word}/{s}_nohash_0.wav\n" for s in speakers for word in ("low", "mid", "high"))
+    (tmp_path / "valid.txt").write_text(clips("spk1"))
+    (tmp_path / "test.txt").write_text("\ufeff" + clips("spk2", "spk3"), encoding="utf-8")  # a byte-order mark, as Excel saves
+    prepare = ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones"), "--split", "lists",
+               "--valid-list", str(tmp_path / "valid.txt")]
+    prepare_dataset.main([*prepare, "--test-list", str(tmp_path / "test.txt")])
+    assert len(files(tmp_path, "test")) == 6 and len(files(tmp_path, "train")) == 3  # half the speakers evaluate
+    params = read_manifest(tmp_path / "Dataset_as_Numpy", "prepare_dataset.py")["params"]
+    assert params["test_list"] == {"path": str(tmp_path / "test.txt"), "sha256": file_sha256(tmp_path / "test.txt")}
+    assert "also speak in training" not in caplog.text
+
+    (tmp_path / "some.txt").write_text("high/spk2_nohash_0.wav\n")  # one of spk2's clips: spk2 stays in training too
+    prepare_dataset.main([*prepare, "--test-list", str(tmp_path / "some.txt")])
+    assert "1 of the 1 test speakers also speak in training (the first: 'spk2')" in caplog.text
+    assert "tones/testing_list.txt is missing" in fail([*prepare], capsys)  # no --test-list: the folder's own
+    assert "is for --source speech_commands or --source folder --split lists" in fail(
+        ["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones"),
+         "--test-list", str(tmp_path / "test.txt")], capsys)
 
 
 def test_normalise_peak_minmax_or_none(tmp_path):

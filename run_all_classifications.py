@@ -7,6 +7,7 @@
   python run_all_classifications.py --backend dask --scheduler tcp://HOST:8786   # on a Dask cluster
   python run_all_classifications.py --n all --ratios 0.9 0.1 --methods ssp_easy keep_hard random --repeats auto
   python run_all_classifications.py --n all --repeats auto --plan                 # what it would train, and hours
+  python run_all_classifications.py --upgrade-store              # an older kwsprune's runs.csv in today's columns
 
 Prunes the kept sets it needs that y_pruned/ lacks. Resumable: a run whose identity (configuration,
 recipe and inputs) is already in results/runs.csv is not trained again, so a killed sweep restarts
@@ -27,7 +28,8 @@ from kwsprune.classify import sweep, sweep_verdicts
 from kwsprune.cli import add_data_root, add_pruning_flags, add_training_flags, at_least, run_step, step_parser, study_from_flags
 from kwsprune.device import available_cores
 from kwsprune.methods import ALIASES, BALANCED, METHODS
-from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE
+from kwsprune.paths import REPO_ROOT, RESULTS_DIR, RUNS_FILE, step_dir
+from kwsprune.results import upgrade_runs
 from kwsprune.plan import plan
 from kwsprune.study import AUTO
 from kwsprune.test_set import GENERALISE_TO as GENERALISE_TO_CHOICES
@@ -93,7 +95,13 @@ def main(argv=None):
                              "more workers (default: %(default)s)")
     parser.add_argument("--plan", action="store_true",
                         help="print what the sweep would train and its hours on this machine, and train nothing")
+    parser.add_argument("--upgrade-store", action="store_true",
+                        help="rewrite an older kwsprune's results/runs.csv in the current columns (says what it changes, "
+                             "keeps the old file as runs.csv.before-upgrade) and train nothing")
     args = parser.parse_args(argv)
+    if args.upgrade_store:
+        print(run_step(upgrade_runs, step_dir(args.data_root, RESULTS_DIR)))
+        return
     study = run_step(study_from_flags, args)
     if args.plan:
         print(run_step(plan, args.data_root, study))

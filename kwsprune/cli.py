@@ -98,7 +98,7 @@ def add_training_flags(parser, model, recipe, seed_default, engine, device) -> N
     """The flags shared by the scripts that train (classification_pruning.py, run_all_classifications.py). The
     recipe flags default to the named recipe's values (kwsprune.recipe.RECIPES); without --recipe, the model's own."""
     from kwsprune.models import MODELS
-    from kwsprune.recipe import DTYPES, OPTIMIZERS, RECIPES, RESTORE_POLICIES, SCHEDULES, WEIGHTS
+    from kwsprune.recipe import DTYPES, ENGINES, OPTIMIZERS, RECIPES, RESTORE_POLICIES, SCHEDULES, WEIGHTS
 
     parser.add_argument("--model", default=model, choices=list(MODELS),
                         help="; ".join(f"{name}: {spec.about}" for name, spec in MODELS.items()) + " (default: %(default)s)")
@@ -133,7 +133,7 @@ def add_training_flags(parser, model, recipe, seed_default, engine, device) -> N
                         help="inputs standardised by every training clip's per-coefficient mean and sd")
     parser.add_argument("--penalty", type=float, help="heads: scikit-learn's C, the inverse L2 strength (1.0)")
     parser.add_argument("--seed", type=seed, default=seed_default, help="pruning, draws and model initialisations (default: %(default)s)")
-    parser.add_argument("--engine", default=engine, choices=("torch", "keras"),
+    parser.add_argument("--engine", default=engine, choices=ENGINES,
                         help="torch: many runs in one batched network; keras: the original's model.fit, run by run, "
                              "on the backend KERAS_BACKEND names (default: %(default)s)")
     parser.add_argument("--device", default=device, choices=("auto", "cpu", "cuda"))

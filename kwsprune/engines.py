@@ -3,11 +3,11 @@
 import logging
 import time
 
+from kwsprune.recipe import ENGINES
 from kwsprune.training import TrainConfig
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
-ENGINES = ("torch", "keras")
 MAX_MODELS_PER_JOB = 100  # torch engine: models trained together in one batched network
 
 

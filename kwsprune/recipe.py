@@ -17,6 +17,7 @@ from kwsprune.validation import InputError
 
 AUTO = "auto"
 ORIGINAL_BATCH_SIZE = 512
+ENGINES = ("torch", "keras")
 RESTORE_POLICIES = ("always", "on-stop")
 DTYPES = ("float32", "float64", "bfloat16")  # bfloat16 is an opt-in: see TrainConfig.dtype
 OPTIMIZERS = ("adam", "sgd")

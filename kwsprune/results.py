@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from kwsprune.claims import store_lock
 from kwsprune.methods import ORIGINAL_NAMES
 from kwsprune.models import MODELS, is_head
 from kwsprune.paths import HISTORY_DIR, RUNS_FILE, history_file, kept_file, pruning_folder
+from kwsprune.row_schema import row_problem
 from kwsprune.validation import InputError
 
 log = logging.getLogger(__name__)
@@ -70,63 +72,129 @@ def _csv_text(rows, header: bool) -> str:
     return buffer.getvalue()
 
 
-def _parse(path) -> tuple[list[dict], list[str]]:
-    text = path.read_text()
-    reader = csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1]))
-    rows = list(reader)
-    return rows, reader.fieldnames or []
+def _parse(path) -> tuple[list[tuple[int, dict]], list[str]]:
+    """(line number, row) pairs and the header of a runs.csv; a last line cut off by a kill (or being appended by
+    another sweep) is not read, a byte-order mark is read as one, an empty file holds no rows."""
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text[:text.rfind("\n") + 1]), restkey=EXTRA, restval=None)
+    header, rows = reader.fieldnames or [], []
+    last = reader.line_num
+    for row in reader:  # a row's line is where it starts: a quoted value may span lines
+        rows.append((last + 1, row))
+        last = reader.line_num
+    return rows, header
+
+
+EXTRA = "\x00extra"  # where csv puts the values of a row longer than its header
+
+
+def _older(header: list[str]) -> str | None:
+    """How an older kwsprune's runs.csv differs from the current one (what --upgrade-store changes), or None when
+    the header is not one kwsprune ever wrote."""
+    if header == BEFORE_OUTCOMES:
+        return "the outcomes column added, empty: their per-clip outcomes were not kept"
+    if header == PREVIOUS_FIELDS:
+        return "the recipe column added: they trained with the plateau recipe, as every run did then"
+    if sorted(header) == sorted(RUN_FIELDS):
+        return "its columns put back in kwsprune's order (each value stays in its column)"
+    if "kept" not in header and "test_acc" in header and not [field for field in header if field not in RUN_FIELDS]:
+        return f"the missing columns added ({OLDER_SCHEMA}: set aside, not counted)"  # before run identities
+    return None
+
+
+def upgrade_hint(results_dir) -> str:
+    return shlex.join(["python", "run_all_classifications.py", "--data-root", str(Path(results_dir).parent),
+                       "--upgrade-store"])
 
 
 def read_runs(results_dir) -> list[dict]:
-    """Rows of results/runs.csv. A last line cut off by a kill (or being appended by another sweep) is not read;
-    rows of an older kwsprune's columns are moved to the current ones (their new columns empty, so they are set
-    aside)."""
+    """Rows of results/runs.csv, each checked against kwsprune.row_schema, no run twice. Refused in one line naming
+    the file (and the line) and the fix: a header of an older kwsprune (`--upgrade-store` moves it, saying what it
+    changes), a file that is not kwsprune's, a row that breaks its columns' rules, two rows of one run."""
     path = Path(results_dir) / RUNS_FILE
     if not path.exists():
         return []
     rows, header = _parse(path)
+    if not header:
+        return []
     if header != RUN_FIELDS:
-        with store_lock(results_dir):  # read again under the lock: no other sweep's row is lost in the move
-            rows, header = _parse(path)
-            unknown = [field for field in header if field not in RUN_FIELDS]
-            if unknown or "test_acc" not in header:
-                raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown or header} are not ours): "
-                                 f"move it aside and rerun, a new one is started")
-            if header == BEFORE_OUTCOMES:  # every field kept; their test clips' outcomes were never stored
-                rows = [{**row, "outcomes": ""} for row in rows]
-                why = "the outcomes column added, empty: their per-clip outcomes were not kept"
-            elif header == PREVIOUS_FIELDS:  # every field kept; the recipe column says what they trained with
-                rows = [{**row, "recipe": PLATEAU_RECIPE, "outcomes": ""} for row in rows]
-                why = "the recipe column added: they trained with the plateau recipe, as every run did then"
-            else:
-                rows = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
-                         "batch_used": row.get("batch_size") or ""} for row in rows]
-                why = OLDER_SCHEMA
-            write_text(path, _csv_text(rows, header=True))
-        log.warning("%s: %d rows of an older kwsprune moved to the current columns (%s)", path, len(rows), why)
-    broken = [row for row in rows if not _is_accuracy(row["test_acc"])]
-    if broken and (str(path), len(broken)) not in _WARNED:
-        _WARNED.add((str(path), len(broken)))
-        log.warning("%s: %d rows have a test_acc that is not an accuracy in [0, 1] (the first: %r): they are not read, "
-                    "and their runs train again; delete those lines to silence this", path, len(broken),
-                    broken[0]["test_acc"])
-    return [row for row in rows if _is_accuracy(row["test_acc"])]
+        why = _older(header)
+        missing = [field for field in RUN_FIELDS if field not in header]
+        if why is None and missing and not [field for field in header if field not in RUN_FIELDS]:
+            raise InputError(f"{path} lacks the columns {missing[:5]}, which no kwsprune left out: restore runs.csv "
+                             f"from a copy")
+        if why is None:
+            unknown = [field for field in header if field not in RUN_FIELDS] or header
+            raise InputError(f"{path} is not a kwsprune runs.csv (columns {unknown[:5]} are not ours): move it aside "
+                             f"and rerun, a new one is started")
+        raise InputError(f"{path} was written by an older kwsprune or edited ({why}): run {upgrade_hint(results_dir)} "
+                         f"to rewrite it so, a copy kept beside it")
+    _check_shapes(path, rows)
+    return _checked(path, rows)
 
 
-_WARNED: set = set()  # (runs.csv, rows broken): said once a process
+FIX_ROW = "restore runs.csv from a copy, or delete that line (its run trains again)"
 
 
-def _is_accuracy(text) -> bool:
-    try:
-        return 0 <= float(text) <= 1
-    except (TypeError, ValueError):
-        return False
+def _check_shapes(path, rows: list[tuple[int, dict]]) -> None:
+    for line, row in rows:
+        if EXTRA in row or None in row.values():
+            raise InputError(f"{path}, line {line}: the row has {'more' if EXTRA in row else 'fewer'} values than the "
+                             f"header has columns: {FIX_ROW}")
+
+
+def _checked(path, rows: list[tuple[int, dict]]) -> list[dict]:
+    fix = FIX_ROW
+    first_line: dict[tuple, int] = {}
+    for line, row in rows:
+        problem = row_problem(row)
+        if problem is not None:
+            raise InputError(f"{path}, line {line}: the row {problem}: {fix}")
+        key = identity(row)
+        if key in first_line:
+            raise InputError(f"{path}, lines {first_line[key]} and {line}: two rows of one run ({row['method']} at ratio "
+                             f"{row['ratio']}, n {row['n']}, repeat {row['repeat']}): keep the one you trust, delete the other")
+        first_line[key] = line
+    return [row for _, row in rows]
+
+
+def upgrade_runs(results_dir) -> str:
+    """Rewrite an older kwsprune's runs.csv in the current columns (a copy of the old one kept as
+    runs.csv.before-upgrade), every row checked; what it changed, in one line."""
+    path = Path(results_dir) / RUNS_FILE
+    if not path.exists():
+        return f"{path} does not exist: nothing to upgrade"
+    with store_lock(results_dir):
+        rows, header = _parse(path)
+        _check_shapes(path, rows)
+        if header == RUN_FIELDS:
+            _checked(path, rows)
+            return f"{path} is in the current columns: nothing to upgrade"
+        why = _older(header)
+        if why is None:
+            raise InputError(f"{path} is not a kwsprune runs.csv (columns {header[:5]}): move it aside and rerun")
+        if header == BEFORE_OUTCOMES:
+            moved = [{**row, "outcomes": ""} for _, row in rows]
+        elif header == PREVIOUS_FIELDS:
+            moved = [{**row, "recipe": PLATEAU_RECIPE, "outcomes": ""} for _, row in rows]
+        elif sorted(header) == sorted(RUN_FIELDS):
+            moved = [row for _, row in rows]
+        else:
+            moved = [{**{field: row.get(field) or "" for field in RUN_FIELDS}, **OLDER_RECIPE,
+                      "batch_used": row.get("batch_size") or ""} for _, row in rows]
+        _checked(path, [(line, row) for (line, _), row in zip(rows, moved)])
+        write_text(path.with_name(RUNS_FILE + ".before-upgrade"), path.read_text(encoding="utf-8-sig"))
+        write_text(path, _csv_text([{field: row[field] for field in RUN_FIELDS} for row in moved], header=True))
+    return f"{path}: {len(moved)} rows moved to the current columns ({why}); the old file is {path.name}.before-upgrade"
 
 
 def append_rows(results_dir, rows: list[dict]) -> list[dict]:
     """Append to runs.csv the rows whose identity it does not hold yet, in one write flushed to disk (or none of
     them, if the write fails), under the store's lock (kwsprune.claims); return those appended."""
     path = Path(results_dir) / RUNS_FILE
+    for row in rows:
+        if (problem := row_problem(row)) is not None:  # a bug of kwsprune's: a row it would refuse to read back
+            raise ValueError(f"a row to append to {path} {problem}")
     with store_lock(results_dir):
         held = {identity(row) for row in read_runs(results_dir)}
         rows = list({identity(row): row for row in rows if identity(row) not in held}.values())

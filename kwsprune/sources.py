@@ -87,7 +87,7 @@ def read_split_lists(root: Path, hint: str, files: dict[str, Path] | None = None
         lists[split] = {_list_entry(line, root) for line in lines if line}
     both = sorted(lists["valid"] & lists["test"])
     if both:
-        raise InputError(f"{files['valid']} and {files['test']}: {len(both)} entries are in both (the first: {both[0]!r}): "
+        raise InputError(f"{files['valid']} and {files['test']}: {len(both)} entries are in both lists (the first: {both[0]!r}): "
                          f"a clip belongs to one split, remove it from one list")
     return lists
 

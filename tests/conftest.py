@@ -78,3 +78,14 @@ def two_roots(fresh_features_root, tmp_path):
 
     shutil.copytree(fresh_features_root, tmp_path / "other")
     return fresh_features_root, tmp_path / "other"
+
+
+def a_run_row(**fields) -> dict:
+    """A runs.csv row that kwsprune.row_schema accepts (keep_hard at ratio 0.3, k 4, n 40, repeat 0), `fields` changed."""
+    row = {"method": "keep_hard", "ratio": "0.3", "k": "4", "n": "40", "repeat": "0", "seed": "0", "model": "tiny",
+           "engine": "torch", "learning_rate": "0.005", "batch_size": "auto", "batch_used": "64", "max_epochs": "2",
+           "restore_best": "always", "dtype": "float32", "recipe": "dropout=0.1;standardise=false", "data": "0123456789ab",
+           "kept": "abcdef012345", "features": "0a1b2c3d4e5f", "n_init": "10", "prune_seed": "0", "pca": "",
+           "n_used": "40", "fraction_kept": "0.7", "n_classes": "10", "n_test": "50", "chance": "0.1", "test_loss": "2.3",
+           "test_acc": "0.12", "epochs": "2", "seconds": "1.5", "device": "cpu", "code_version": "0.1.0", "outcomes": ""}
+    return {**row, **fields}

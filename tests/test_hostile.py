@@ -1,7 +1,9 @@
 """Hostile input and faults, one test per family: each is refused (or skipped) with one line and its exit code,
 and no good file written before changes."""
 
+import csv
 import errno
+import io
 import os
 
 import numpy as np
@@ -13,6 +15,7 @@ import extract_mfccs
 import prepare_dataset
 import pruning
 import run_all_classifications
+from conftest import a_run_row
 from kwsprune.artefacts import file_sha256
 
 SPEECH = "yes/439c84f4_nohash_1.wav"  # a real one-second clip of the Speech Commands sample
@@ -186,11 +189,11 @@ def test_a_move_in_killed_half_way_is_undone_by_the_next_run(tmp_path):
 
 
 def test_a_full_disk_while_appending_rows_leaves_no_half_row(fresh_features_root, monkeypatch):
-    from kwsprune.results import RUN_FIELDS, append_rows, read_runs
+    from kwsprune.results import append_rows, read_runs
 
     results = fresh_features_root / "results"
     results.mkdir()
-    row = {field: "1" for field in RUN_FIELDS}
+    row = a_run_row()
     append_rows(results, [row])
     before = (results / "runs.csv").read_bytes()
     real_write = os.write
@@ -300,20 +303,27 @@ def test_history_csvs_come_back_after_a_full_disk_stopped_them(fresh_features_ro
     assert sorted(len(path.read_text().splitlines()) for path in histories) == [1, 1]
 
 
-def test_a_row_whose_accuracy_is_not_a_number_is_not_counted_as_done(fresh_features_root, caplog):
-    from kwsprune.results import read_runs
+def test_a_row_whose_accuracy_is_not_a_number_is_refused_naming_its_line(fresh_features_root, capsys):
+    from kwsprune.results import RUN_FIELDS, read_runs
 
     argv = ["--data-root", str(fresh_features_root), *SMALL_SWEEP]
     run_all_classifications.main(argv)
     path = fresh_features_root / "results" / "runs.csv"
     rows = read_runs(path.parent)
     lines = path.read_text().splitlines(keepends=True)
-    lines[1] = lines[1].replace(f",{rows[0]['test_acc']},", ",nan,")
+    values = next(csv.reader([lines[1]]))
+    values[RUN_FIELDS.index("test_acc")] = "nan"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(values)
+    lines[1] = out.getvalue()
     path.write_text("".join(lines))
+    message = fail(run_all_classifications.main, argv, capsys)
+    assert f"{path}, line 2: the row has test_acc 'nan', which is not an accuracy in [0, 1]" in message
+    assert "delete that line (its run trains again)" in message
+    path.write_text("".join(lines[:1] + lines[2:]))  # the fix the line names works
     run_all_classifications.main(argv)
-    assert "not an accuracy in [0, 1]" in caplog.text
     again = read_runs(path.parent)
-    assert len(again) == 2 and {row["test_acc"] for row in again} == {row["test_acc"] for row in rows}
+    assert len(again) == 2 and sorted(row["method"] for row in again) == sorted(row["method"] for row in rows)
 
 
 def test_a_fix_command_in_a_copied_data_root_names_the_copy(fresh_features_root, tmp_path, capsys):

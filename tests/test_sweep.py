@@ -190,11 +190,20 @@ def test_one_configuration_the_whole_set_and_the_plots(fresh_features_root, caps
     assert "keep_hard" in table
 
 
-def test_an_older_runs_csv_is_kept_and_set_aside(fresh_features_root, caplog):
+def test_an_older_runs_csv_is_upgraded_only_when_asked_then_kept_and_set_aside(fresh_features_root, caplog, capsys):
     root = fresh_features_root
     (root / "results").mkdir()
     old_header = "method,ratio,k,n,repeat,seed,engine,batch_size,max_epochs,data,n_used,fraction_kept,test_loss,test_acc,epochs"
-    (root / "results" / "runs.csv").write_text(f"{old_header}\nkeep_hard,0.3,4,40,0,0,torch,512,2,abc,40,0.7,2.3,0.1,2\n")
+    old = f"{old_header}\nkeep_hard,0.3,4,40,0,0,torch,512,2,abcdef012345,40,0.7,2.3,0.1,2\n"
+    (root / "results" / "runs.csv").write_text(old)
+    with pytest.raises(SystemExit):
+        sweep(root, "--methods", "keep_hard", "--repeats", "1")
+    message = capsys.readouterr().err
+    assert "written by an older kwsprune" in message and "--upgrade-store" in message
+    assert (root / "results" / "runs.csv").read_text() == old  # refused, never rewritten
+    run_all_classifications.main(["--data-root", str(root), "--upgrade-store"])
+    assert "1 rows moved to the current columns" in capsys.readouterr().out
+    assert (root / "results" / "runs.csv.before-upgrade").read_text() == old
     caplog.set_level(logging.INFO)
     written = sweep(root, "--methods", "keep_hard", "--repeats", "1")
     assert "1 rows set aside (1 written by an older kwsprune" in caplog.text
@@ -273,7 +282,7 @@ def test_a_model_whose_inputs_are_not_made_is_refused_with_the_command_that_make
     assert len(message.splitlines()) == 1 and "extract_mfccs.py --features logmel --nfilt 40" in message
 
 
-def test_rows_written_before_the_recipe_column_keep_their_values_and_gain_it(fresh_features_root, caplog):
+def test_rows_written_before_the_recipe_column_keep_their_values_and_gain_it(fresh_features_root, capsys):
     root = fresh_features_root
     sweep(root, "--methods", "random")
     path = root / "results" / "runs.csv"
@@ -284,9 +293,9 @@ def test_rows_written_before_the_recipe_column_keep_their_values_and_gain_it(fre
         writer = csv.DictWriter(f, [field for field in RUN_FIELDS if field not in later], lineterminator="\n")
         writer.writeheader()
         writer.writerows(old)
-    with caplog.at_level(logging.WARNING):
-        again = sweep(root, "--methods", "random")  # nothing trains again: the rows are the same runs
-    assert "recipe column added" in caplog.text
+    run_all_classifications.main(["--data-root", str(root), "--upgrade-store"])
+    assert "recipe column added" in capsys.readouterr().out
+    again = sweep(root, "--methods", "random")  # nothing trains again: the rows are the same runs
     assert [{k: v for k, v in r.items() if k not in later} for r in again] == old
     assert {r["outcomes"] for r in again} == {""}  # their per-clip outcomes were never kept
 

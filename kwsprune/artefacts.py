@@ -65,15 +65,36 @@ def staged(folder, replaces_listed: bool = False):
                     listed = [MANIFEST, *json.loads((folder / MANIFEST).read_text())["files"]]
                 except (ValueError, KeyError, TypeError):
                     listed = [MANIFEST]
+                listed = [name for name in listed if _plain_name(name)]  # a crafted manifest names nothing outside
             _move_in(staging, folder, listed)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _plain_name(name) -> bool:
+    """A file name of the folder itself: no separator, no '..', nothing a path could be built to leave it with."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name \
+        and "\x00" not in name
+
+
+def refuse_links(folder) -> None:
+    """Refuse a step folder that is a symbolic link, or holds one where a step moves files (.previous, .staging*,
+    its lock): a step follows nothing out of its data root, so it never moves or deletes files elsewhere."""
+    folder = Path(folder)
+    for path in [folder, folder / PREVIOUS, folder / FOLDER_LOCK, *folder.glob(f"{STAGING}*")]:
+        if path.is_symlink():
+            raise InputError(f"{path} is a symbolic link (to {os.readlink(path)}): a step moves files only within its "
+                             f"data root; remove the link (and put the folder's files in a real folder)")
+    for path in [folder / PREVIOUS, *folder.glob(f"{STAGING}*")]:
+        if path.exists() and not path.is_dir():
+            raise InputError(f"{path} is not a folder, where a killed step leaves one: remove it")
 
 
 @contextmanager
 def folder_lock(folder):
     """Hold the lock of a step folder (reentrant in a thread): the steps that write into it wait for each other."""
     folder = Path(folder)
+    refuse_links(folder)
     check_writable(folder)
     lock = FileLock(folder.resolve() / FOLDER_LOCK, is_singleton=True)  # one lock whatever the path's spelling
     try:
@@ -123,6 +144,7 @@ def recover(folder) -> None:
     an unfinished move-in is undone (the previous files go back) unless every new file had been moved in; staging
     folders are removed."""
     folder = Path(folder)
+    refuse_links(folder)
     previous, stagings = folder / PREVIOUS, sorted(folder.glob(f"{STAGING}*"))
     if previous.exists():
         if any(any(staging.iterdir()) for staging in stagings):

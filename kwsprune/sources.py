@@ -39,9 +39,12 @@ FOLDER_SPLIT_RULES = {"hash": "speaker sha1 hash 80/10/10", "speakers": "seeded 
 class Clip:
     relpath: str
     label: str
-    speaker: str
+    speaker: str  # in Unicode NFC: one speaker however a file system spelled the name (macOS writes NFD)
     split: str
     path: Path | None = None  # None for clips made on the spot (the synthesised demo)
+
+    def __post_init__(self):
+        object.__setattr__(self, "speaker", unicodedata.normalize("NFC", self.speaker))
 
 
 def speaker_hash_split(speaker: str, valid_percent=VALID_PERCENT, test_percent=TEST_PERCENT) -> str:
@@ -224,8 +227,8 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
 def shared_speakers(clips) -> str | None:
     """One line on the test speakers who also speak in training, or None: verdicts on such a test set speak of new
     clips of those speakers, not of new speakers (kwsprune.test_set.population)."""
-    train = {unicodedata.normalize("NFC", clip.speaker) for clip in clips if clip.split == "train"}
-    test = {unicodedata.normalize("NFC", clip.speaker) for clip in clips if clip.split == "test"}
+    train = {clip.speaker for clip in clips if clip.split == "train"}
+    test = {clip.speaker for clip in clips if clip.split == "test"}
     shared = sorted(train & test)
     if not shared:
         return None

@@ -248,6 +248,19 @@ def test_a_larger_evaluation_set_from_lists_kept_elsewhere(tmp_path, capsys, cap
          "--test-list", str(tmp_path / "test.txt")], capsys)
 
 
+def test_a_speaker_spelled_in_two_unicode_forms_is_one_speaker_in_one_split(tmp_path):
+    import unicodedata
+
+    write_tone_folder(tmp_path / "tones", 16000, n_speakers=6)
+    for label, form in (("low", "NFC"), ("mid", "NFD"), ("high", "NFC")):  # macOS writes NFD, Linux keeps what it gets
+        (tmp_path / "tones" / label / "spk0_nohash_0.wav").rename(
+            tmp_path / "tones" / label / unicodedata.normalize(form, "José_nohash_0.wav"))
+    prepare_dataset.main(["--data-root", str(tmp_path), "--source", "folder", "--path", str(tmp_path / "tones"),
+                          "--split", "speakers"])
+    holding = [split for split in SPLITS if "José" in set(load(tmp_path, f"{split}_speakers.npy"))]
+    assert len(holding) == 1 and list(load(tmp_path, f"{holding[0]}_speakers.npy")).count("José") == 3
+
+
 def test_normalise_peak_minmax_or_none(tmp_path):
     write_tone_folder(tmp_path / "tones", 16000)
     peaks = {}

@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from kwsprune.artefacts import (check_writable, command_line, file_sha256, load_verified, open_output, rerun, save_npy, staged,
-                                write_manifest, write_text)
-from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, SPLITS, step_dir
+                                verify_file, write_manifest, write_text)
+from kwsprune.paths import CLIP_SAMPLES, DATASET_DIR, EMBEDDINGS_DIR, LABELS_FILE, SPLITS, step_dir
 from kwsprune.validation import BadClip, InputError, check_labels, check_same_length, check_waveforms, load_npy
 
 log = logging.getLogger(__name__)
@@ -166,11 +166,19 @@ def load_labels(data_root, split: str, n_rows: int) -> np.ndarray:
 
 
 def class_names(data_root) -> list[str]:
-    """The class names in id order, from labels.json."""
-    path = step_dir(data_root, DATASET_DIR) / "labels.json"
-    if not path.exists():
-        raise InputError(f"{path} is missing: run {MADE_BY} first")
-    return json.loads(path.read_text())
+    """The class names in id order, from labels.json, checked against the dataset's manifest (its sha256) and read
+    as what it must be: a list of two or more distinct names."""
+    folder = step_dir(data_root, DATASET_DIR)
+    verify_file(folder, LABELS_FILE, MADE_BY)
+    path = folder / LABELS_FILE
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        names = None
+    if not (isinstance(names, list) and len(names) >= 2 and all(isinstance(name, str) and name for name in names)
+            and len(set(names)) == len(names)):
+        raise InputError(f"{path} is not a list of two or more distinct class names: {rerun(folder, MADE_BY)}")
+    return names
 
 
 def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command: str | None = None) -> dict:

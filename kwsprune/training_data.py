@@ -11,7 +11,7 @@ from kwsprune.dataset import class_names
 from kwsprune.embeddings import features_sha, load_features
 from kwsprune.models import model_spec
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, SPLITS, features_file, labels_file, mfcc_file, step_dir
-from kwsprune.validation import InputError, check_same_length
+from kwsprune.validation import InputError, check_labels, check_same_length
 
 FEATURE_MAPS = ("mfcc", "logmel")  # the inputs MFCCs/ holds, one kind at a time
 
@@ -54,5 +54,6 @@ def load_training_data(data_root, model: str = "tiny") -> dict:
         y = np.array(load_verified(dataset_dir, labels_file(split), DATASET_MADE_BY))
         fix = "re-run extract_mfccs.py" if inputs in FEATURE_MAPS else "re-run extract_embeddings.py"
         check_same_length(x, name, y, labels_file(split), fix)
+        check_labels(y, f"{dataset_dir / labels_file(split)}", data["n_classes"])
         data[f"x_{split}"], data[f"y_{split}"] = x, y
     return data

@@ -104,7 +104,7 @@ def run_classifications(data_root, runs: list[Run], study: Study) -> list[dict]:
         rows.append(row)
         if identity(row) not in done:
             waiting.append((run, row, subset))
-    register_comparisons(results_dir, rows, study)
+    register_comparisons(results_dir, rows, study, done)
     log.info("%d runs to train, %d already in %s", len(waiting), len(runs) - len(waiting), results_dir / RUNS_FILE)
     with claiming(results_dir) as claims, tqdm(total=len(waiting), desc="runs", unit="run") as bar:
         while waiting:
@@ -234,15 +234,19 @@ def report_chance(rows) -> None:
                     float(first["chance"]), hint)
 
 
-def register_comparisons(results_dir, rows, study: Study) -> None:
+def register_comparisons(results_dir, rows, study: Study, done: dict) -> None:
     """Register the comparisons with random that these rows make (a method's runs at a ratio, k and N) in their
-    study's ledger, before anything is trained or judged: each gets its share of the study's error once."""
+    study's ledger, before anything is trained or judged: each gets its share of the study's error once. `done`:
+    the stored rows by identity (those with outcomes prove a ledger was kept)."""
     by_study: dict[tuple, list] = {}
+    trained: dict[tuple, int] = {}
     for row in rows:
         if row["method"] != "random" and row["kept"] != WHOLE_SET:
-            by_study.setdefault(study_key(row), []).append((row["method"], row["ratio"], row["k"], row["n"]))
+            key = study_key(row)
+            by_study.setdefault(key, []).append((row["method"], row["ratio"], row["k"], row["n"]))
+            trained[key] = trained.get(key, 0) + bool(done.get(identity(row), {}).get("outcomes"))
     for key, found in by_study.items():
-        register(results_dir, study_id(key), describe_study(key), found, study)
+        register(results_dir, study_id(key), describe_study(key), found, study, trained[key])
 
 
 def check_sweep(data_root, study: Study) -> Study:
@@ -309,17 +313,30 @@ def sequential_sweep(data_root, study: Study) -> list[dict]:
 
 
 def sweep_verdicts(data_root, study: Study, rows) -> str:
-    """The verdict table of a sweep's comparisons (kwsprune.verdicts.format_table), from its rows."""
+    """The verdict table of a sweep's comparisons (kwsprune.verdicts.format_table), from its rows, with the study's
+    family-wise error from its ledger."""
     study = check_sweep(data_root, study)
     judged = judge_study(data_root, rows, comparisons(study), study)
-    return format_table(list(judged.values()))
+    ledger = _ledger_of(data_root, rows)
+    return format_table(list(judged.values()), ledger["alpha"] if ledger else None)
+
+
+def _ledger_of(data_root, rows) -> dict | None:
+    key = next((study_key(row) for row in rows if row["kept"] != WHOLE_SET), None)
+    return read_ledger(step_dir(data_root, RESULTS_DIR), study_id(key), describe_study(key)) if key else None
 
 
 def judge_study(data_root, rows, chosen: list, study: Study, below: int | None = None) -> dict:
     """{comparison: its verdict line (kwsprune.verdicts.judge)} on the rows' repeats below `below`, each at the
-    error share its study's ledger gave it, read with the test split's per-clip outcomes."""
-    key = next((study_key(row) for row in rows if row["kept"] != WHOLE_SET), None)
-    ledger = read_ledger(step_dir(data_root, RESULTS_DIR), study_id(key)) if key else None
+    error share, margin and maximum of repeats its study's ledger recorded (as the report judges it; a line says
+    where the sweep's flags differ), read with the test split's per-clip outcomes."""
+    ledger = _ledger_of(data_root, rows)
     batches, seen = shares(ledger), evidence(data_root, generalises_to(ledger))
-    return {c: judge(rows, c, batches[c]["alpha_each"], study.margin, study.most_repeats, below=below, seen=seen)
-            for c in chosen}
+    rules = {c: (batches[c]["margin"], batches[c]["max_repeats"] or study.most_repeats) for c in chosen}
+    differ = [c for c in chosen if rules[c] != (study.margin, study.most_repeats)]
+    if differ and below in (None, study.round_size):  # said at a sweep's first round and its table
+        margin, most = rules[differ[0]]
+        log.warning("%d comparisons are judged with the margin (%g) and the most repeats (%d) their study's ledger "
+                    "recorded when they were registered, not --margin %g / --max-repeats %d: a study's rule is fixed "
+                    "with its comparisons", len(differ), margin, most, study.margin, study.most_repeats)
+    return {c: judge(rows, c, batches[c]["alpha_each"], *rules[c], below=below, seen=seen) for c in chosen}

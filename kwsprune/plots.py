@@ -23,7 +23,7 @@ from kwsprune.results import (WHOLE_SET, current_inputs, describe_set_aside, des
                               set_aside, studies, study_id)
 from kwsprune.runs import run_for  # noqa: E402
 from kwsprune.sequential import BETTER, EQUIVALENT, OPEN, SLIGHTLY_BETTER, SLIGHTLY_WORSE, UNDECIDED, WORSE  # noqa: E402
-from kwsprune.study import generalises_to, register, shares  # noqa: E402
+from kwsprune.study import generalises_to, read_ledger, register, shares  # noqa: E402
 from kwsprune.validation import InputError  # noqa: E402
 from kwsprune.verdicts import coverage_note, evidence, format_table, judge, paired, verdict_text  # noqa: E402
 
@@ -271,7 +271,8 @@ def study_verdicts(data_root, members, key, current: bool) -> list[dict]:
     found = [c for c in found if paired(members, c)[0]]
     if not found:
         return []
-    ledger = register(step_dir(data_root, RESULTS_DIR), study_id(key), describe_study(key), found, None)
+    trained = sum(1 for r in members if r["method"] != "random" and r["kept"] != WHOLE_SET and r["outcomes"])
+    ledger = register(step_dir(data_root, RESULTS_DIR), study_id(key), describe_study(key), found, None, trained)
     batches = shares(ledger)
     seen = evidence(data_root, generalises_to(ledger)) if current else None
     return [judge(members, c, batches[c]["alpha_each"], batches[c]["margin"], batches[c]["max_repeats"], seen=seen)
@@ -426,11 +427,14 @@ def plot_results(data_root, method: str = "keep_hard", ratio: float = 0.3, setup
         figures = plot_curves(members, folder, suffix, describe_study(key), verdicts)
         if lines:
             figures.insert(0, plot_verdicts(lines, folder, suffix, describe_study(key)))
-        table = format_table(lines) if lines else "no comparison with random (train random beside the methods)"
+        alpha = (read_ledger(step_dir(data_root, RESULTS_DIR), study_id(key), describe_study(key)) or {}).get("alpha")
+        table = format_table(lines, alpha) if lines else "no comparison with random (train random beside the methods)"
         sections.append(f"study {study_id(key)}: {describe_study(key)}\nfigures: {', '.join(figures) or 'none'}\n"
                         f"{summary_table(members)}\n\nverdicts against random:\n{table}")
         grid = verdict_grid(lines)
+        error = [f"The study's family-wise error (its ledger): {alpha:g}."] if lines and alpha is not None else []
         report += [f"\n## Study {study_id(key)}", "", describe_study(key), "", markdown_table(lines) if lines else table,
+                   *(["", *error] if error else []),
                    *(["", "The same verdicts by fraction kept (verdict, mean difference, interval, the test set's ±, "
                       "repeats):", "", grid] if grid else []),
                    "", *[f"![{name}]({name}.png)" for name in figures], "", "Mean accuracy per configuration:", "",

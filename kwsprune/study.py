@@ -116,30 +116,87 @@ def _ledger_path(results_dir, study_key_id: str) -> Path:
     return Path(results_dir) / STUDIES_DIR / f"{study_key_id}.json"
 
 
-def read_ledger(results_dir, study_key_id: str) -> dict | None:
+def read_ledger(results_dir, study_key_id: str, description: str | None = None) -> dict | None:
+    """The study's ledger, or None where there is none; a ledger that does not prove itself — of another study (its
+    id, or for an older kwsprune's its description, not this one's), shares that do not follow the rule
+    (kwsprune.sequential.batch_alpha, split equally), a comparison twice, a value of the wrong type — is refused in
+    one line naming the file."""
     path = _ledger_path(results_dir, study_key_id)
     if not path.exists():
         return None
+    if path.is_symlink() or not path.is_file():
+        raise InputError(f"{path} is not a file: remove it (a study's ledger is a JSON file kwsprune writes)")
     try:
-        ledger = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not readable JSON ({err}): restore it from a backup; deleting it forgets which "
-                         "error share each comparison was given") from None
-    if isinstance(ledger, dict) and ledger.get("generalise_to", SPEAKERS) not in GENERALISE_TO:
-        raise InputError(f"{path}: generalise_to {str(ledger['generalise_to'])[:40]!r} is not one of "
-                         f"{', '.join(GENERALISE_TO)}: restore the ledger from a backup (its first sweep's --generalise-to)")
+        ledger = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not readable JSON ({str(err)[:80]}): restore it from a backup; deleting it forgets "
+                         "which error share each comparison was given") from None
+    problem = ledger_problem(ledger, study_key_id, description)
+    if problem is not None:
+        fix = ("restore the ledger from a backup (its first sweep's --generalise-to)" if "generalise_to" in problem
+               else "restore it from a backup; a ledger is kwsprune's record of each comparison's error share")
+        raise InputError(f"{path}: {problem}: {fix}")
     return ledger
 
 
-def register(results_dir, study_key_id: str, description: str, new: list[Comparison], study: Study | None) -> dict:
+def ledger_problem(ledger, study_key_id: str, description: str | None) -> str | None:
+    """What is wrong with a ledger read from a file (the first thing), or None where it proves itself."""
+    if not isinstance(ledger, dict) or not isinstance(ledger.get("batches"), list):
+        return "not a ledger (a JSON object with a list of batches)"
+    if ledger.get("id", study_key_id) != study_key_id:
+        return f"it is the ledger of study {str(ledger['id'])[:20]!r}, not of this study ({study_key_id})"
+    if "id" not in ledger and description is not None and ledger.get("study") != description:
+        return "it describes another study than this one"
+    alpha = ledger.get("alpha")
+    if not _number(alpha) or not 0 < alpha < 1:
+        return f"alpha {str(alpha)[:20]!r} is not a family-wise error in (0, 1)"
+    if ledger.get("generalise_to", SPEAKERS) not in GENERALISE_TO:
+        return f"generalise_to {str(ledger['generalise_to'])[:40]!r} is not one of {', '.join(GENERALISE_TO)}"
+    seen = set()
+    for number, batch in enumerate(ledger["batches"], start=1):
+        if not isinstance(batch, dict) or not isinstance(batch.get("comparisons"), list) or not batch["comparisons"]:
+            return f"batch {number} is not a batch of comparisons"
+        spent = batch_alpha(alpha, number)
+        if not _number(batch.get("alpha")) or abs(batch["alpha"] - spent) > 1e-12 * spent:
+            return f"batch {number} spends {str(batch.get('alpha'))[:20]}, where the rule gives {spent:g} (alpha / 2^{number})"
+        each = spent / len(batch["comparisons"])
+        if not _number(batch.get("alpha_each")) or abs(batch["alpha_each"] - each) > 1e-12 * each:
+            return (f"batch {number} gives each comparison {str(batch.get('alpha_each'))[:20]}, where an equal share of "
+                    f"{spent:g} among {len(batch['comparisons'])} is {each:g}")
+        if not _number(batch.get("margin")) or not 0 <= batch["margin"] < 1:
+            return f"batch {number}'s margin {str(batch.get('margin'))[:20]!r} is not in [0, 1)"
+        most = batch.get("max_repeats")
+        if most is not None and not (isinstance(most, int) and not isinstance(most, bool) and most >= 1):
+            return f"batch {number}'s max_repeats {str(most)[:20]!r} is not a whole number"
+        for comparison in batch["comparisons"]:
+            if not (isinstance(comparison, list) and len(comparison) == 4 and all(isinstance(v, str) for v in comparison)):
+                return f"batch {number} holds {str(comparison)[:40]!r}, which is not a comparison (method, ratio, k, n)"
+            if tuple(comparison) in seen:
+                return f"the comparison {comparison} is in two batches (it would spend two shares)"
+            seen.add(tuple(comparison))
+    return None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def register(results_dir, study_key_id: str, description: str, new: list[Comparison], study: Study | None,
+             trained: int = 0) -> dict:
     """Add the comparisons not yet in the study's ledger as one batch, with an equal share of the batch's error, and
-    record the sweep that added them (None: the report met them first); returns the ledger."""
+    record the sweep that added them (None: the report met them first); returns the ledger. `trained`: runs of these
+    comparisons the store holds with per-clip outcomes, which a kwsprune that keeps ledgers wrote: with no ledger
+    beside them it was deleted, and a new one would forget their shares, so it is refused."""
     with store_lock(results_dir):  # two sweeps of one study register their comparisons one after the other
-        ledger = read_ledger(results_dir, study_key_id)
+        ledger = read_ledger(results_dir, study_key_id, description)
         alpha = study.alpha if study else ALPHA
+        if ledger is None and trained:
+            raise InputError(f"{_ledger_path(results_dir, study_key_id)} is missing, yet the store holds {trained} runs "
+                             f"of this study's comparisons: restore it from a backup (it fixed each comparison's share "
+                             f"of the error); or, for a new study of these rows, move results/ aside and rerun")
         if ledger is None:
-            ledger = {"study": description, "alpha": alpha, "generalise_to": study.generalise_to if study else SPEAKERS,
-                      "batches": []}
+            ledger = {"id": study_key_id, "study": description, "alpha": alpha,
+                      "generalise_to": study.generalise_to if study else SPEAKERS, "batches": []}
         elif study and generalises_to(ledger) != study.generalise_to:
             raise InputError(f"{_ledger_path(results_dir, study_key_id)}: this study's verdicts speak of new "
                              f"{generalises_to(ledger)}, fixed when its first comparisons were registered; rerun with "

@@ -182,9 +182,10 @@ def coverage_note(lines: list[dict]) -> str:
     return "\n".join(notes + ([ONE_DRAW] if any(line.get("one_draw") for line in lines) else []))
 
 
-def format_table(lines: list[dict]) -> str:
-    """The verdict table as text: one comparison a line, what the verdicts speak of below it. The interval is the
-    confidence sequence on the test set widened by the test set's gap (its ± column)."""
+def format_table(lines: list[dict], study_alpha: float | None = None) -> str:
+    """The verdict table as text: one comparison a line, what the verdicts speak of below it, and the study's
+    family-wise error where given. The interval is the confidence sequence on the test set widened by the test set's
+    gap (its ± column)."""
     header = (f"{'method':>28s} {'ratio':>5s} {'k':>3s} {'N':>5s} {'kept':>6s} {'repeats':>7s} {'mean diff':>9s} "
               f"{'interval':>17s} {'test set':>8s}  verdict")
     out = [header]
@@ -197,4 +198,7 @@ def format_table(lines: list[dict]) -> str:
         out.append(f"{line['method']:>28s} {line['ratio']:>5s} {line['k'] or '-':>3s} {line['n']:>5s} {fraction:>6s} "
                    f"{line['repeats']:7d} {line['mean_difference']:+9.4f} {ends:>17s} {'±' + format(line['gap'], '.3f'):>8s}  "
                    f"{call}")
-    return "\n".join(out + [coverage_note(lines)])
+    error = ([f"the study's family-wise error: {study_alpha:g} (its ledger), each verdict's share of it from "
+              f"{min(line['alpha'] for line in lines):.3g} to {max(line['alpha'] for line in lines):.3g}"]
+             if study_alpha is not None and lines else [])
+    return "\n".join(out + [coverage_note(lines)] + error)

@@ -134,6 +134,7 @@ def test_an_auto_sweep_stops_at_its_maximum_registers_its_comparisons_and_resume
     capsys.readouterr()
     table = plot_results(root)
     assert "verdicts against random" in table and "undecided" in table
+    assert "the study's family-wise error: 0.05 (its ledger), each verdict's share of it from 0.025 to 0.025" in table
     report = (root / "Plots" / "report.md").read_text()
     assert "| keep_hard | N 40 from 70% kept, k 4 | 4 |" in report and "![verdicts](verdicts.png)" in report
 
@@ -158,12 +159,15 @@ def test_a_later_sweep_adding_comparisons_gets_half_of_what_is_left(fresh_featur
         run_all_classifications.main(["--data-root", str(root), *AUTO])
 
 
-def test_a_fixed_sweep_trains_exactly_its_repeats(fresh_features_root):
+def test_a_fixed_sweep_trains_exactly_its_repeats_and_its_alpha_is_shown_with_its_verdicts(fresh_features_root):
     root = fresh_features_root
     run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "40", "--ratios", "0.3", "--k", "4",
-                                  "--max-epochs", "2", "--methods", "keep_hard", "random", "--repeats", "3"])
+                                  "--max-epochs", "2", "--methods", "keep_hard", "random", "--repeats", "3",
+                                  "--alpha", "0.2"])
     assert sorted((r["method"], r["repeat"]) for r in rows(root)) == [(m, str(i)) for m in ("keep_hard", "random")
                                                                       for i in range(3)]
+    assert "the study's family-wise error: 0.2 (its ledger)" in plot_results(root)
+    assert "The study's family-wise error (its ledger): 0.2." in (root / "Plots" / "report.md").read_text()
 
 
 def test_the_plan_counts_runs_and_hours_before_training(fresh_features_root, capsys):

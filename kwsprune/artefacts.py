@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 
 from kwsprune import __version__
 from kwsprune.paths import MANIFEST, REPO_ROOT, STEP_DIRS
-from kwsprune.validation import InputError
+from kwsprune.validation import InputError, load_npy
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def short_id(*shas: str) -> str:
 def load_verified(folder, name: str, made_by: str, manifest_name=MANIFEST) -> np.ndarray:
     """A read-only memory map of `folder/name`, after checking it against the manifest."""
     verify_file(folder, name, made_by, manifest_name)
-    return np.load(Path(folder) / name, mmap_mode="r")
+    return load_npy(Path(folder) / name, rerun(folder, made_by, manifest_name))
 
 
 def input_key(folder, name: str) -> str:

@@ -27,7 +27,7 @@ from kwsprune.artefacts import (check_computed_from, check_writable, command_lin
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import pick_device
 from kwsprune.paths import DATASET_DIR, EMBEDDINGS_DIR, SAMPLE_RATE, SPLITS, clips_file, features_file, step_dir
-from kwsprune.validation import InputError, check_waveforms
+from kwsprune.validation import InputError, check_waveforms, load_npy
 
 log = logging.getLogger(__name__)
 MADE_BY = "extract_embeddings.py"
@@ -153,7 +153,7 @@ def extract_embeddings(data_root, model=DEFAULT_MODEL, layer=None, pooling="mean
     check_writable(out_dir)
     inputs = {input_key(dataset_dir, clips_file(split)): verify_file(dataset_dir, clips_file(split), DATASET_MADE_BY)
               for split in SPLITS}
-    clips = {split: np.load(dataset_dir / clips_file(split), mmap_mode="r") for split in SPLITS}
+    clips = {split: load_npy(dataset_dir / clips_file(split), rerun(dataset_dir, DATASET_MADE_BY)) for split in SPLITS}
     for split, x in clips.items():
         check_waveforms(x, str(dataset_dir / clips_file(split)))
     if model == SPEECH_EMBEDDING:
@@ -200,4 +200,5 @@ def features_sha(data_root, read: bool = False, split: str = "train") -> str:
 def load_features(data_root, split: str = "train") -> np.ndarray:
     """One split's embeddings (n, dim), memory-mapped, checked against their manifest and the clips."""
     features_sha(data_root, read=True, split=split)
-    return np.load(step_dir(data_root, EMBEDDINGS_DIR) / features_file(split), mmap_mode="r")
+    folder = step_dir(data_root, EMBEDDINGS_DIR)
+    return load_npy(folder / features_file(split), rerun(folder, MADE_BY))

@@ -18,12 +18,12 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from kwsprune.artefacts import (check_computed_from, check_writable, command_line, input_key, load_verified, open_output, recorded_sha,
-                                short_id, staged, verify_file, write_manifest)
+                                rerun, short_id, staged, verify_file, write_manifest)
 from kwsprune.dataset import MADE_BY as DATASET_MADE_BY
 from kwsprune.device import available_cores
 from kwsprune.memory import keep_freed_memory
 from kwsprune.paths import DATASET_DIR, MFCC_DIR, SAMPLE_RATE, SPLITS, clips_file, labels_file, mfcc_file, step_dir
-from kwsprune.validation import InputError, check_waveforms
+from kwsprune.validation import InputError, check_waveforms, load_npy
 
 MADE_BY = "extract_mfccs.py"
 FEATURES = ("mfcc", "logmel")
@@ -188,7 +188,7 @@ def extract_mfccs(data_root, batch_size: int = 1024, **params) -> dict:
         for split in SPLITS:
             name = clips_file(split)
             inputs[input_key(dataset_dir, name)] = verify_file(dataset_dir, name, DATASET_MADE_BY)
-            x = np.load(dataset_dir / name, mmap_mode="r")
+            x = load_npy(dataset_dir / name, rerun(dataset_dir, DATASET_MADE_BY))
             check_waveforms(x, str(dataset_dir / name))
             shape = (len(x), n_frames(x.shape[1], params["winlen"], params["winstep"], params["sample_rate"]),
                      params["numcep"])

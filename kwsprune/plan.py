@@ -12,7 +12,7 @@ from kwsprune.results import current_inputs, read_runs, set_aside
 from kwsprune.runs import run_for
 from kwsprune.sequential import batch_alpha
 from kwsprune.study import Study, comparison_runs, comparisons
-from kwsprune.validation import InputError
+from kwsprune.validation import InputError, load_npy
 from kwsprune.verdicts import differences, paired, repeats_to_decide
 
 # Measured by benchmarks/full_scale.py on this machine (2 cores, no GPU; docs/cost.md): a Tiny CNN epoch alone
@@ -36,7 +36,7 @@ def _split_size(data_root, split: str) -> int:
     path = step_dir(data_root, DATASET_DIR) / labels_file(split)
     if not path.exists():
         raise InputError(f"{path} is missing: run prepare_dataset.py first (the plan needs the split sizes)")
-    return len(np.load(path, mmap_mode="r"))
+    return len(load_npy(path, "re-run prepare_dataset.py"))
 
 
 def _clips(data_root, study: Study, run, n_train: int) -> int:

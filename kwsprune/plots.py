@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from kwsprune.artefacts import check_writable, write_text  # noqa: E402
+from kwsprune.artefacts import check_writable, load_verified, write_text  # noqa: E402
 from kwsprune.chance import verdict  # noqa: E402
 from kwsprune.methods import BALANCED, FAMILIES, method_name  # noqa: E402
 from kwsprune.paths import PLOTS_DIR, RESULTS_DIR, RUNS_FILE, clusters_file, format_ratio, step_dir  # noqa: E402
@@ -333,15 +333,16 @@ def plot_clusters(data_root, method: str, ratio: float, setup, folder) -> str | 
 
     from kwsprune.embedding_scores import standardise_clips
     from kwsprune.embeddings import load_features
+    from kwsprune.pruning import MADE_BY as PRUNING_MADE_BY
     from kwsprune.pruning import load_kept
 
     try:
         method = method_name(method)
         kept, _ = load_kept(data_root, setup, method, ratio)
         features = load_features(data_root)
+        clusters = load_verified(setup.folder(data_root), clusters_file(setup.k), PRUNING_MADE_BY)
     except InputError as err:
         return f"the cluster picture of {method} at ratio {ratio}: {err}"
-    clusters = np.load(setup.folder(data_root) / clusters_file(setup.k))
     rows = np.sort(np.random.default_rng(0).choice(len(features), size=min(len(features), 5000), replace=False))
     points = PCA(n_components=2, random_state=0).fit_transform(standardise_clips(features[rows]))
     pruned = ~np.isin(rows, kept)

@@ -21,7 +21,7 @@ from kwsprune.embeddings import features_sha
 from kwsprune.methods import MODEL_SCORES, ORIGINAL_NAMES, Inputs, method_name, run_method
 from kwsprune.paths import (EMBEDDINGS_DIR, FEATURES_FILE, MANIFEST, PRUNED_DIR, clusters_file, kept_file,
                             model_scores_file, original_kept_file, pruning_folder, scores_file, step_dir)
-from kwsprune.validation import InputError
+from kwsprune.validation import InputError, load_npy
 
 log = logging.getLogger(__name__)
 MADE_BY = "pruning.py"
@@ -70,7 +70,7 @@ def run_pruning(data_root, methods, ratios, ks=(10,), seed: int = 0, n_init: int
         check_setup(setup)
     check_writable(step_dir(data_root, PRUNED_DIR))
     sha = features_sha(data_root, read=True)  # the embeddings are read: hashed once for every k
-    features = np.load(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, mmap_mode="r")
+    features = load_npy(step_dir(data_root, EMBEDDINGS_DIR) / FEATURES_FILE, "re-run extract_embeddings.py")
     labels = load_labels(data_root, "train", len(features))
     for setup in setups:
         if setup.k > len(features):
@@ -207,7 +207,7 @@ def load_kept(data_root, setup: PruningSetup, method: str, ratio: float) -> tupl
     check_computed_from(folder, MADE_BY, step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE, features_sha(data_root),
                         fix=fix)
     sha = verify_file(folder, name, MADE_BY, fix=fix)
-    return np.load(folder / name), short_id(sha)
+    return np.array(load_npy(folder / name, fix)), short_id(sha)
 
 
 def current_kept_ids(data_root) -> dict[tuple[str, str], str] | None:

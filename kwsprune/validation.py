@@ -37,7 +37,7 @@ def check_clip(audio, rate: int, path, truncation: str | None = None) -> None:
 def load_npy(path, fix: str) -> np.ndarray:
     """A .npy file memory-mapped; a missing, truncated, junk or object-dtype file is one line naming it and `fix`."""
     try:
-        return np.load(path, mmap_mode="r")
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise InputError(f"{path} is missing: {fix}") from None
     except (ValueError, OSError, EOFError) as err:

@@ -42,3 +42,35 @@ def test_a_manifest_listing_a_path_out_of_its_folder_moves_nothing_there(fresh_f
     (mfccs / "manifest.json").write_text(json.dumps(manifest))
     extract_mfccs.main(["--data-root", str(fresh_features_root)])  # a crafted manifest: the step makes its files again
     assert (outside / "train_MFCCs.npy").read_bytes() == b"not yours"
+
+
+def plant_objects(folder, name):
+    """An object-dtype .npy (a pickle inside) in place of `name`, its manifest made to match: only loading can tell."""
+    import numpy as np
+
+    from kwsprune.artefacts import file_sha256
+
+    np.save(folder / name, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"][name]["sha256"] = file_sha256(folder / name)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_object_array_planted_in_a_step_folder_is_refused_in_one_line(fresh_features_root, capsys):
+    import pruning
+    import run_all_classifications
+
+    root = fresh_features_root
+    sweep = ["--data-root", str(root), "--model", "tiny", "--n", "40", "--k", "4", "--ratios", "0.3", "--methods",
+             "random", "--repeats", "1", "--max-epochs", "1"]
+    for folder, name, step, argv in (
+            ("MFCCs", "train_MFCCs.npy", run_all_classifications.main, sweep),
+            ("Dataset_as_Numpy", "test_y.npy", run_all_classifications.main, sweep),
+            ("wav2vec_features", "train_features.npy", pruning.main, ["--data-root", str(root), "--k", "4", "--ratios",
+                                                                     "0.5", "--methods", "herding"])):
+        saved = (root / folder / name).read_bytes(), (root / folder / "manifest.json").read_bytes()
+        plant_objects(root / folder, name)
+        line = fail(step, argv, capsys)
+        assert f"{root / folder / name} is not a readable .npy array of numbers" in line, line
+        (root / folder / name).write_bytes(saved[0])
+        (root / folder / "manifest.json").write_bytes(saved[1])

@@ -23,7 +23,7 @@ RETRIES = 2  # a job is tried again this often when its worker raises or dies
 PROGRESS = "kwsprune-progress"  # the topic on which workers report (job, epoch, models training) to the driver
 
 
-SCHEDULER_ADDRESS = re.compile(r"^(?:(tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls)://(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")  # what docs/ support
 
 
 def check_scheduler(scheduler: str | None, backend: str) -> None:
@@ -37,7 +37,7 @@ def check_scheduler(scheduler: str | None, backend: str) -> None:
     if match is None or not 0 < int(match.group(3)) < 65536:
         raise InputError(f"--scheduler {scheduler!r} is not a scheduler's address: give tls://HOST:PORT or tcp://HOST:PORT, "
                          "as `dask scheduler` prints it")
-    if match.group(1) in ("tls", "wss"):
+    if match.group(1) == "tls":
         try:
             from distributed.security import Security
         except ImportError:

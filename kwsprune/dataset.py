@@ -200,6 +200,10 @@ def import_arrays(source_dir, out_dir, params: dict, how: str = "none", command:
         check_labels(y, str(source_dir / f"{split}_y.npy"))
         check_same_length(x, f"{split}_x.npy", y, f"{split}_y.npy", "give one label per clip")
     n_classes = int(max(arrays[s, "y"].max() for s in SPLITS)) + 1
+    if n_classes > len(arrays["train", "y"]):  # before any set of class ids is built: a label of 1e9 is a typo
+        raise InputError(f"{source_dir}: class id {n_classes - 1} is more than the {len(arrays['train', 'y'])} training "
+                         f"clips can hold, each class needing one: class ids must be 0..C-1 with every class in training; "
+                         f"renumber the labels")
     check_class_count(n_classes, source_dir)
     missing = sorted(set(range(n_classes)) - set(np.unique(arrays["train", "y"]).tolist()))
     if missing:

@@ -193,7 +193,11 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
     if split not in FOLDER_SPLIT_RULES:
         raise InputError(f"--split {split!r}: choose one of {', '.join(FOLDER_SPLIT_RULES)}")
     root = _require_dir(root, "pass a folder with one sub-folder of audio files per class")
-    pattern = re.compile(speaker_regex)
+    try:
+        pattern = re.compile(speaker_regex)
+    except re.error as err:
+        raise InputError(f"--speaker-regex {speaker_regex!r} is not a regular expression ({err}): e.g. the default "
+                         f"{DEFAULT_SPEAKER_REGEX!r}, whose first group is the speaker") from None
     class_names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_names:
         raise InputError(f"{root} has no class sub-folders: put each class's audio in a folder named after it")

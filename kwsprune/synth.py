@@ -40,7 +40,12 @@ _SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short),
 
 
 def draw_speakers(n_speakers: int, seed: int) -> list[str]:
-    """`n_speakers` distinct speaker ids drawn from the voices x variants x rates x pitches grid."""
+    """`n_speakers` distinct speaker ids drawn from the voices x variants x rates x pitches grid (at most a tenth of
+    it, so that the draw ends quickly)."""
+    most = len(VOICES) * len(VARIANTS) * (RATES[1] - RATES[0] + 1) * (PITCHES[1] - PITCHES[0] + 1) // 10
+    if n_speakers > most:
+        raise InputError(f"--n-speakers {n_speakers}: the demo's voices make at most {most} distinct speakers here; "
+                         f"give fewer")
     rng = np.random.default_rng(seed)
     speakers: dict[str, None] = {}
     while len(speakers) < n_speakers:

@@ -161,3 +161,21 @@ def test_lists_beside_folders_without_audio_say_so_in_one_line(tmp_path, capsys)
     line = fail(prepare_dataset.main, ["--data-root", str(tmp_path / "root"), "--source", "folder", "--path",
                                        str(source), "--split", "lists"], capsys)
     assert "none of its 1 entries names a file" in line
+
+
+def test_flags_and_arrays_that_cannot_be_meant_are_refused_before_any_work(tmp_path, capsys):
+    source = word_folder(tmp_path / "words")
+    line = fail(prepare_dataset.main, prepare(tmp_path, source, "--speaker-regex", "([a-z"), capsys)
+    assert "--speaker-regex '([a-z' is not a regular expression" in line and "the default" in line
+    line = fail(prepare_dataset.main, ["--data-root", str(tmp_path / "root"), "--source", "synth", "--n-speakers",
+                                       "100000000"], capsys)
+    assert "--n-speakers 100000000: the demo's voices make at most" in line
+    arrays = tmp_path / "arrays"
+    arrays.mkdir()
+    for split in ("train", "valid", "test"):
+        np.save(arrays / f"{split}_x.npy", np.zeros((3, 16000), np.float32) + np.arange(3)[:, None] * 0.1)
+        np.save(arrays / f"{split}_y.npy", np.array([0, 1, 1_000_000_000]))  # a typo: no billion-entry set is built
+    line = fail(prepare_dataset.main, ["--data-root", str(tmp_path / "root"), "--source", "numpy", "--path", str(arrays)],
+                capsys)
+    assert "class id 1000000000 is more than the 3 training clips can hold" in line
+    assert not (tmp_path / "root" / DATASET_DIR / "train_x.npy").exists()

@@ -132,6 +132,8 @@ def test_a_tls_scheduler_takes_the_certificates_of_the_dask_configuration(two_ro
 @pytest.mark.parametrize("scheduler, backend, refusal", [
     ("not-a-url", "dask", "is not a scheduler's address"),
     ("tcp://host:99999", "dask", "is not a scheduler's address"),
+    ("host:8786", "dask", "is not a scheduler's address"),  # no scheme: Dask would guess one
+    ("ws://host:8786", "dask", "is not a scheduler's address"),  # not a protocol docs/ support
     ("tcp://127.0.0.1:8786", "local", "is for --backend dask"),
 ])
 def test_a_scheduler_flag_that_cannot_be_meant_is_refused_before_any_work(fresh_features_root, scheduler, backend,

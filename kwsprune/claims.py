@@ -4,9 +4,11 @@ sweep has claimed.
 A sweep claims the runs it is about to train, under the store's lock (`store_lock`), and appends their rows
 under it; a run that is done or claimed by a live sweep is not trained again. A sweep holds a lock of its own
 while it runs (results/.claims/{owner}.alive); its claims die with it: a claim whose owner's lock can be taken
-is stale (the sweep was killed), and the runs go to whoever asks next. The locks are `filelock`'s (flock on
-POSIX), released by the operating system when a process dies, on a local disk or a shared filesystem that
-supports flock (NFS v4, Lustre, GPFS).
+is stale (the sweep was killed), and the runs go to whoever asks next. A claim is also a lease, renewed while its
+sweep works: one not renewed for LEASE_SECONDS (a stopped or hung sweep) is passed over, and a sweep that wakes
+after losing its runs stores none of them (Claims.lost). The locks are `filelock`'s (flock on POSIX), released by
+the operating system when a process dies, on a local disk or a shared filesystem that supports flock (NFS v4,
+Lustre, GPFS); leases compare the machines' clocks, which must agree to a minute (NTP).
 """
 
 import hashlib
@@ -15,6 +17,8 @@ import logging
 import os
 import socket
 import sys
+import threading
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,44 +42,116 @@ def run_key(identity: tuple) -> str:
     return hashlib.sha256("\x1f".join(identity).encode()).hexdigest()[:16]
 
 
-class Claims:
-    """The runs this sweep has claimed, and a look at every other sweep's; use under store_lock."""
+LEASE_SECONDS = 600.0  # a claim not renewed for this long is a stopped or hung sweep's: its runs go to others
 
-    def __init__(self, folder: Path, owner: str):
-        self.folder, self.owner, self.mine = folder, owner, set()
+
+class Claims:
+    """The runs this sweep has claimed, and a look at every other sweep's; take, release and lost under store_lock.
+
+    A claim is a lease: its record is renewed every LEASE_SECONDS / 4 by a thread (claiming), so a sweep that is
+    killed (its lock free) or stopped (SIGSTOP, a hung machine: its lease runs out) loses its runs to the next sweep
+    that asks. Each run is claimed at a time; a sweep that wakes after losing a run finds a later claim on it (lost)
+    and stores nothing of it: the fencing that keeps one row a run."""
+
+    def __init__(self, folder: Path, owner: str, lease: float | None = None):
+        self.folder, self.owner, self.mine = folder, owner, {}
+        self.lease = LEASE_SECONDS if lease is None else lease
+        self._writing = threading.Lock()
+        self._said: set = set()
+        self.told_waiting = False  # the sweep has said whom it waits for
 
     def others(self) -> dict[str, dict]:
-        """{run key: the claim record of the live sweep that holds it}, other sweeps only; stale claims are removed."""
+        """{run key: the claim record of the live sweep that holds it}, other sweeps only; a killed sweep's claims are
+        removed, a stopped one's (its lease run out) passed over and said once."""
         held = {}
-        for path in sorted(self.folder.glob("*.json")):
-            if path.stem == self.owner:
-                continue
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):  # a claim being written: its owner holds the store's lock, so it was killed
-                record = {"runs": []}
-            if _alive(self.folder / f"{path.stem}.alive"):
-                held.update((key, record) for key in record["runs"])
-            else:
+        now = time.time()
+        for path, record in self._records():
+            if not _alive(self.folder / f"{path.stem}.alive"):
                 log.info("runs claimed by a sweep that is gone (%s) are free again", record.get("command", path.stem))
                 path.unlink(missing_ok=True)
                 (self.folder / f"{path.stem}.alive").unlink(missing_ok=True)
+            elif now - record["renewed"] > record["lease"]:
+                if path.stem not in self._said:
+                    self._said.add(path.stem)
+                    log.warning("%s: the sweep %s (%s, pid %s) has not renewed its claim for %.0f s (stopped or hung): "
+                                "its %d runs go to this sweep", path, record["command"], record["host"], record["pid"],
+                                now - record["renewed"], len(record["runs"]))
+            else:
+                held.update((key, record) for key in record["runs"])
         return held
 
+    def lost(self, keys) -> set[str]:
+        """Of this sweep's runs `keys`, those another live sweep has claimed since (after this one's lease ran out)."""
+        later = {}
+        for path, record in self._records():
+            for key, when in record["runs"].items():
+                later[key] = max(later.get(key, 0.0), when)
+        return {key for key in keys if later.get(key, 0.0) > self.mine.get(key, 0.0)}
+
     def take(self, keys) -> None:
-        self.mine |= set(keys)
+        now = time.time()
+        self.mine.update((key, now) for key in keys)
         self._write()
 
     def release(self, keys) -> None:
-        self.mine -= set(keys)
+        for key in keys:
+            self.mine.pop(key, None)
         self._write()
 
+    def renew(self) -> None:
+        self._write()
+
+    def _records(self):
+        """(path, record) of every other sweep's claim file that reads as one; a file that does not is said once and
+        passed over (a claim being written: its owner holds the store's lock, so it was killed mid-write)."""
+        for path in sorted(self.folder.glob("*.json")):
+            if path.stem == self.owner or path.is_symlink():
+                continue
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                record = None
+            if not _is_claim(record):
+                if path.stem not in self._said:
+                    self._said.add(path.stem)
+                    log.warning("%s is not a claim kwsprune writes: its runs are taken as free (remove it)", path)
+                continue
+            yield path, record
+
     def _write(self) -> None:
-        record = {"runs": sorted(self.mine), "host": socket.gethostname(), "pid": os.getpid(),
-                  "command": " ".join(sys.argv)}
-        tmp = self.folder / f".{self.owner}.partial"
-        tmp.write_text(json.dumps(record))
-        os.replace(tmp, self.folder / f"{self.owner}.json")
+        with self._writing:
+            record = {"runs": dict(self.mine), "renewed": time.time(), "lease": self.lease, "host": socket.gethostname(),
+                      "pid": os.getpid(), "command": " ".join(sys.argv)}
+            tmp = self.folder / f".{self.owner}.partial"
+            tmp.write_text(json.dumps(record))
+            os.replace(tmp, self.folder / f"{self.owner}.json")
+
+
+def _is_claim(record) -> bool:
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # noqa: E731
+    return (isinstance(record, dict) and isinstance(record.get("runs"), dict)
+            and all(isinstance(k, str) and number(v) for k, v in record["runs"].items())
+            and number(record.get("renewed")) and number(record.get("lease")) and record["lease"] > 0
+            and all(isinstance(record.get(f), (str, int)) for f in ("host", "pid", "command")))
+
+
+def waiting_line(others: dict[str, dict], waiting: int) -> str:
+    """Whom a sweep waits for and how long at most: the other sweeps holding its runs, and when their leases run out
+    if they stop renewing them."""
+    owners = {(r["command"], r["host"], r["pid"], r["renewed"] + r["lease"]) for r in others.values()}
+    expires = max(end for *_, end in owners) - time.time()
+    names = "; ".join(sorted(f"{command} ({host}, pid {pid})" for command, host, pid, _ in owners))
+    return (f"waiting for {waiting} runs another sweep is training ({names}); they come to this sweep if it stops, or "
+            f"within {max(expires, 0) / 60:.0f} min if it hangs")
+
+
+def _renew(claims: Claims, stop: threading.Event) -> None:
+    while not stop.wait(claims.lease / 4):
+        if claims.mine:
+            try:
+                claims.renew()
+            except OSError as err:  # a full disk a moment: the next beat tries again, the lease allows three misses
+                log.warning("could not renew this sweep's claims (%s)", err)
 
 
 def _alive(path: Path) -> bool:
@@ -100,9 +176,14 @@ def claiming(results_dir):
     alive = FileLock(folder / f"{owner}.alive")
     alive.acquire()
     claims = Claims(folder, owner)
+    stop = threading.Event()
+    heartbeat = threading.Thread(target=_renew, args=(claims, stop), daemon=True, name="kwsprune-claims")
+    heartbeat.start()
     try:
         yield claims
     finally:
+        stop.set()
+        heartbeat.join()
         with store_lock(results_dir):
             (folder / f"{owner}.json").unlink(missing_ok=True)
         alive.release()

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from kwsprune import __version__
 from kwsprune.artefacts import check_writable, folder_lock, short_id
-from kwsprune.claims import claiming, run_key, store_lock
+from kwsprune.claims import claiming, run_key, store_lock, waiting_line
 from kwsprune.chance import chance_level, verdict
 from kwsprune.dask_backend import check_scheduler
 from kwsprune.embeddings import features_sha
@@ -174,8 +174,11 @@ def _claim_jobs(results_dir, claims, waiting: list, models_per_job: int, backend
         job_list = job_list[:1] if backend == "local" else job_list
         claims.take(run_key(identity(row)) for job in job_list for _, row, _ in job)
     if waiting and not job_list:
-        owners = {record.get("command", "?") for key, record in others.items()}
-        bar.set_postfix_str(f"waiting for {len(waiting)} runs another sweep is training ({'; '.join(sorted(owners))})")
+        line = waiting_line(others, len(waiting))
+        bar.set_postfix_str(line)
+        if not claims.told_waiting:
+            claims.told_waiting = True
+            log.info("%s", line)
     return job_list
 
 
@@ -189,7 +192,11 @@ def _store(results_dir, claims, job_list, finished, show, waiting: list, bar) ->
                        seconds=f"{seconds / len(job):.3f}", device=device, code_version=__version__,
                        outcomes=save_outcomes(results_dir, m["predicted"]))
         with store_lock(results_dir):
-            append_rows(results_dir, [row for _, row, _ in job])
+            lost = claims.lost(run_key(identity(row)) for _, row, _ in job)
+            if lost:
+                log.warning("%d runs of this sweep were taken over by another while it did not renew its claims "
+                            "(stopped or hung): their rows are that sweep's to store", len(lost))
+            append_rows(results_dir, [row for _, row, _ in job if run_key(identity(row)) not in lost])
             claims.release(run_key(identity(row)) for _, row, _ in job)
             refresh_history(results_dir)
         stored = {id(row) for _, row, _ in job}
@@ -269,11 +276,17 @@ def sweep(data_root, study: Study) -> list[dict]:
     study = check_sweep(data_root, study)
     needed = {(k, method, ratio) for method in study.methods for ratio in study.ratios for k in study.ks
               for n in study.ns if run_for(method, ratio, k, n, 0).k is not None}
-    with ExitStack() as locks:  # a sweep beside this one that is pruning the same kept sets: wait, then use its
-        for k in sorted(study.ks):
-            locks.enter_context(folder_lock(PruningSetup(k, study.n_init, study.seed, study.pca).folder(data_root)))
-        missing = [(k, method, ratio) for k, method, ratio in needed
-                   if not is_made(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), method, ratio)]
+
+    def unmade():
+        return [(k, method, ratio) for k, method, ratio in needed
+                if not is_made(data_root, PruningSetup(k, study.n_init, study.seed, study.pca), method, ratio)]
+
+    with ExitStack() as locks:  # a sweep beside this one pruning the same kept sets: wait, then use its; no lock is
+        missing = unmade()      # taken where nothing is to be pruned (a stopped pruner's lock does not stop this sweep)
+        if missing:
+            for k in sorted(study.ks):
+                locks.enter_context(folder_lock(PruningSetup(k, study.n_init, study.seed, study.pca).folder(data_root)))
+            missing = unmade()
         if missing:
             run_pruning(data_root, sorted({m for _, m, _ in missing}), sorted({r for _, _, r in missing}),
                         sorted({k for k, _, _ in missing}), study.seed, study.n_init, study.pca)

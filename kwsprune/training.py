@@ -527,19 +527,24 @@ def _load_state(path, job: str, device: str) -> dict | None:
     """The training state saved for this job, or None: no checkpoint, one of another job, or one that fails its
     checksum or holds anything but tensors and plain values (set aside as *.set-aside, with one warning)."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None
-    data = path.read_bytes()
+    data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
     header = len(CHECKPOINT_MAGIC) + 32
     payload = data[header:]
     why = None
-    if not data.startswith(CHECKPOINT_MAGIC) or data[len(CHECKPOINT_MAGIC):header] != hashlib.sha256(payload).digest():
+    if not (path.is_file() and not path.is_symlink()):
+        why = "it is not a file (a folder or a link)"
+    elif not data.startswith(CHECKPOINT_MAGIC) or data[len(CHECKPOINT_MAGIC):header] != hashlib.sha256(payload).digest():
         why = "its checksum does not match (damaged, or not written by this kwsprune)"
     else:
         try:
             state = torch.load(io.BytesIO(payload), map_location=device, weights_only=True)
         except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
             why = f"it holds more than training state ({type(err).__name__}), so it is not loaded"
+        else:
+            if not (isinstance(state, dict) and isinstance(state.get("generators"), list) and "job" in state):
+                why = "it holds another layout of training state (an older kwsprune's)"
     if why:
         aside = path.with_name(path.name + ".set-aside")
         os.replace(path, aside)

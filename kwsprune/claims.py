@@ -25,6 +25,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from kwsprune.validation import InputError
+
 log = logging.getLogger(__name__)
 
 LOCK_FILE = ".runs.lock"  # results/: held around every read-claim-append of runs.csv
@@ -32,9 +34,13 @@ CLAIMS_DIR = ".claims"    # results/: {owner}.json, the runs a sweep is training
 
 
 def store_lock(results_dir) -> FileLock:
-    """The lock of results/runs.csv; reentrant in a thread, exclusive across threads and processes."""
+    """The lock of results/runs.csv; reentrant in a thread, exclusive across threads and processes. A lock file that
+    is a folder or a link (nothing kwsprune makes) is refused in one line."""
     Path(results_dir).mkdir(parents=True, exist_ok=True)
-    return FileLock(Path(results_dir).resolve() / LOCK_FILE, is_singleton=True)  # one lock whatever the path's spelling
+    path = Path(results_dir) / LOCK_FILE
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InputError(f"{path} is not a plain file (kwsprune's lock of runs.csv): remove it")
+    return FileLock(path.resolve(), is_singleton=True)  # one lock whatever the path's spelling
 
 
 def run_key(identity: tuple) -> str:
@@ -171,6 +177,8 @@ def _alive(path: Path) -> bool:
 def claiming(results_dir):
     """Claims of this sweep: held while the block runs, gone when it ends (or when the process dies)."""
     folder = Path(results_dir) / CLAIMS_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise InputError(f"{folder} is not a folder (kwsprune's claims of running sweeps): remove it")
     folder.mkdir(parents=True, exist_ok=True)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     alive = FileLock(folder / f"{owner}.alive")

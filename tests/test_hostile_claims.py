@@ -55,3 +55,17 @@ def test_a_claim_file_that_is_not_one_is_passed_over_in_one_line(tmp_path, live_
         other._said.clear()
         assert other.others() == {} and other.lost(["run1"]) == set()
         assert "odd.json is not a claim kwsprune writes: its runs are taken as free" in caplog.text
+
+
+def test_a_lock_file_or_claims_folder_that_is_not_what_kwsprune_makes_is_refused(tmp_path):
+    from kwsprune.claims import claiming, store_lock
+    from kwsprune.validation import InputError
+
+    (tmp_path / ".runs.lock").mkdir()
+    with pytest.raises(InputError, match=r"\.runs\.lock is not a plain file .*: remove it"):
+        store_lock(tmp_path)
+    (tmp_path / ".runs.lock").rmdir()
+    (tmp_path / ".claims").write_text("")
+    with pytest.raises(InputError, match=r"\.claims is not a folder .*: remove it"):
+        with claiming(tmp_path):
+            pass

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ def atomic_output(path):
         tmp.unlink(missing_ok=True)
 
 
+SHA256 = re.compile(r"[0-9a-f]{64}")
 STAGING = ".staging"    # inside a step folder: .staging-{pid}, the outputs of the step that is running
 PREVIOUS = ".previous"  # inside a step folder: the outputs being replaced, while the new ones are moved in
 FOLDER_LOCK = ".lock"   # inside a step folder: held by the step writing into it
@@ -63,7 +65,7 @@ def staged(folder, replaces_listed: bool = False):
             if replaces_listed and (folder / MANIFEST).exists():
                 try:
                     listed = [MANIFEST, *json.loads((folder / MANIFEST).read_text())["files"]]
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                     listed = [MANIFEST]
                 listed = [name for name in listed if _plain_name(name)]  # a crafted manifest names nothing outside
             _move_in(staging, folder, listed)
@@ -267,14 +269,38 @@ def data_root_of(folder) -> Path | None:
 
 
 def read_manifest(folder, made_by: str, manifest_name=MANIFEST) -> dict:
-    """The manifest of a step folder; a clear error names the script to run when it is missing."""
+    """The manifest of a step folder, read as what it must be (an object whose files are plain names each with a
+    sha256, whose inputs and params are objects); a clear error names the script to run when it is missing or is
+    not one."""
     path = Path(folder) / manifest_name
     if not path.exists():
         raise InputError(f"{path} is missing: run {made_by} first")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path} is not valid JSON ({err}): re-run {made_by}") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is not valid JSON ({str(err)[:80]}): re-run {made_by}") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise InputError(f"{path} is not a manifest kwsprune writes ({problem}): re-run {made_by}")
+    return manifest
+
+
+def _manifest_problem(manifest) -> str | None:
+    if not isinstance(manifest, dict):
+        return f"a JSON {type(manifest).__name__}, not an object"
+    for part in ("files", "inputs", "params"):
+        if not isinstance(manifest.get(part, {}), dict):
+            return f"its {part} are not an object"
+    if "files" not in manifest:
+        return "it lists no files"
+    for name, record in manifest["files"].items():
+        if not _plain_name(name):
+            return f"it lists {name[:40]!r}, which is not a file name of its folder"
+        if not (isinstance(record, dict) and isinstance(record.get("sha256"), str) and SHA256.fullmatch(record["sha256"])):
+            return f"its record of {name[:40]!r} holds no sha256"
+    if not all(isinstance(value, str) for value in manifest.get("inputs", {}).values()):
+        return "its inputs are not sha256s"
+    return None
 
 
 def verify_file(folder, name: str, made_by: str, manifest_name=MANIFEST, fix: str | None = None) -> str:

@@ -210,6 +210,15 @@ def load_kept(data_root, setup: PruningSetup, method: str, ratio: float) -> tupl
     return np.array(load_npy(folder / name, fix)), short_id(sha)
 
 
+_WARNED: set = set()
+
+
+def _warn_once(line: str) -> None:
+    if line not in _WARNED:
+        _WARNED.add(line)
+        log.warning("%s", line)
+
+
 def current_kept_ids(data_root) -> dict[tuple[str, str], str] | None:
     """{(set-up folder, kept file): kept id} of every kept set made from the current embeddings, from the
     manifests; None when there are no current embeddings to compare with."""
@@ -220,7 +229,11 @@ def current_kept_ids(data_root) -> dict[tuple[str, str], str] | None:
     key = input_key(step_dir(data_root, EMBEDDINGS_DIR), FEATURES_FILE)
     current = {}
     for manifest_path in sorted(step_dir(data_root, PRUNED_DIR).glob(f"[!.]*/{MANIFEST}")):  # not .staging/
-        manifest = json.loads(manifest_path.read_text())
+        try:
+            manifest = read_manifest(manifest_path.parent, MADE_BY)
+        except InputError as err:  # a set-up no sweep may use: its kept sets are not current, and a sweep that
+            _warn_once(str(err))   # needs one is refused when it loads it
+            continue
         if manifest.get("inputs", {}).get(key) == sha:
             current.update({(manifest_path.parent.name, name): short_id(record["sha256"])
                             for name, record in manifest["files"].items() if name.startswith("y_")})

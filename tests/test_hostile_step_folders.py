@@ -74,3 +74,24 @@ def test_an_object_array_planted_in_a_step_folder_is_refused_in_one_line(fresh_f
         assert f"{root / folder / name} is not a readable .npy array of numbers" in line, line
         (root / folder / name).write_bytes(saved[0])
         (root / folder / "manifest.json").write_bytes(saved[1])
+
+
+def test_a_manifest_that_is_not_one_is_refused_and_one_no_sweep_uses_stops_nothing(fresh_features_root, capsys,
+                                                                                  caplog):
+    import run_all_classifications
+
+    root = fresh_features_root
+    sweep = ["--data-root", str(root), "--model", "tiny", "--n", "40", "--k", "4", "--ratios", "0.3", "--methods",
+             "keep_hard", "random", "--repeats", "1", "--max-epochs", "1"]
+    unused = root / "y_pruned" / "k7_ninit10_seed0"
+    unused.mkdir(parents=True)
+    (unused / "manifest.json").write_text("[1, 2]")  # a set-up no sweep here uses
+    run_all_classifications.main(sweep)
+    assert "y_pruned/k7_ninit10_seed0/manifest.json is not a manifest kwsprune writes (a JSON list" in caplog.text
+    mfccs = root / "MFCCs" / "manifest.json"
+    for text, problem in (("[1, 2]", "a JSON list, not an object"),
+                          ('{"files": {"../x.npy": {"sha256": "' + "0" * 64 + '"}}}', "which is not a file name"),
+                          ('{"files": {"train_MFCCs.npy": {}}}', "holds no sha256")):
+        mfccs.write_text(text)
+        line = fail(run_all_classifications.main, sweep, capsys)
+        assert f"{mfccs} is not a manifest kwsprune writes" in line and problem in line and "re-run extract_mfccs.py" in line

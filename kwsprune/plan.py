@@ -40,15 +40,23 @@ def _split_size(data_root, split: str) -> int:
 
 
 def _clips(data_root, study: Study, run, n_train: int) -> int:
-    """Clips a run trains on: N, or the kept set's size (estimated from the ratio where it is not pruned yet)."""
-    if run.n != "all":
-        return int(run.n)
+    """Clips a run trains on: N, or the kept set's size (estimated from the ratio where it is not pruned yet); an N
+    above the clips it would draw from is refused, as the sweep refuses it."""
     if run.k is None:
-        return n_train
-    setup = PruningSetup(run.k, study.n_init, study.seed, study.pca)
-    if is_made(data_root, setup, run.method, run.ratio):
-        return len(load_kept(data_root, setup, run.method, run.ratio)[0])
-    return round(n_train * (1 - run.ratio))
+        pool, what = n_train, f"the {n_train} training clips"
+    else:
+        setup = PruningSetup(run.k, study.n_init, study.seed, study.pca)
+        if is_made(data_root, setup, run.method, run.ratio):
+            pool = len(load_kept(data_root, setup, run.method, run.ratio)[0])
+            what = f"the {pool} clips {run.method} kept at ratio {run.ratio}"
+        else:
+            pool = round(n_train * (1 - run.ratio))
+            what = f"the {pool} or so clips {run.method} will keep at ratio {run.ratio}"
+    if run.n == "all":
+        return pool
+    if int(run.n) > pool:
+        raise InputError(f"--n {run.n} is more than {what}: lower --n or the ratio")
+    return int(run.n)
 
 
 def plan(data_root, study: Study) -> str:

@@ -177,6 +177,10 @@ def test_the_plan_counts_runs_and_hours_before_training(fresh_features_root, cap
     out = capsys.readouterr().out
     assert "fixed, 10 repeats: 40 runs, 40 to train (0 in the store)" in out and "hours on this machine" in out
     assert "a run taken as one fit of the head" in out  # the default instrument is priced as what it is
+    with pytest.raises(SystemExit):  # an N no kept set holds is refused, as the sweep refuses it, not priced
+        run_all_classifications.main(["--data-root", str(root), "--n", "99999", "--ratios", "0.3", "--k", "4",
+                                      "--methods", "keep_hard", "random", "--repeats", "10", "--plan"])
+    assert "--n 99999 is more than the 231 or so clips keep_hard will keep at ratio 0.3: lower --n" in capsys.readouterr().err
     assert "auto, at most 100 repeats" in out
     run_all_classifications.main(["--data-root", str(root), "--model", "tiny", "--n", "40", "--ratios", "0.3", "--k", "4",
                                   "--methods", "keep_hard", "random", "--repeats", "10", "--plan"])

@@ -213,6 +213,14 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
             clips.append(Clip(path.relative_to(root).as_posix(), label, speaker, "", path))
     if unmatched:
         log.warning("%d file names do not match --speaker-regex %r: each is its own speaker", unmatched, speaker_regex)
+    classes_of = {}
+    for clip in clips:
+        classes_of.setdefault(clip.speaker, set()).add(clip.label)
+    if len(class_names) > 1 and len(classes_of) <= len(class_names) and all(len(c) == 1 for c in classes_of.values()):
+        example = clips[0].path.name
+        raise InputError(f"{root}: --speaker-regex {speaker_regex!r} finds {len(classes_of)} speakers, each in one class "
+                         f"only (e.g. {clips[0].speaker!r} from {example!r}): it is reading the class, not the speaker; give "
+                         f"--speaker-regex whose first group is the speaker (FSDD-style '0_george_3.wav': '^[^_]+_([^_]+)_')")
     if split == "hash":
         split_of = lambda clip: speaker_hash_split(clip.speaker)  # noqa: E731
     elif split == "speakers":

@@ -179,3 +179,16 @@ def test_flags_and_arrays_that_cannot_be_meant_are_refused_before_any_work(tmp_p
                 capsys)
     assert "class id 1000000000 is more than the 3 training clips can hold" in line
     assert not (tmp_path / "root" / DATASET_DIR / "train_x.npy").exists()
+
+
+def test_a_speaker_regex_that_reads_the_class_is_named_with_the_fix(tmp_path, capsys):
+    source = tmp_path / "digits"
+    t = np.arange(RATE) / RATE
+    for digit in range(3):  # FSDD's names, digit_speaker_index.wav: the default regex reads the digit
+        (source / str(digit)).mkdir(parents=True)
+        for s in range(6):
+            soundfile.write(source / str(digit) / f"{digit}_spk{s}_0.wav", 0.3 * np.sin(2 * np.pi * 300 * (digit + 1) * t
+                                                                                        + 0.1 * s), RATE)
+    line = fail(prepare_dataset.main, prepare(tmp_path, source), capsys)
+    assert "--speaker-regex '^([^_]+)_' finds 3 speakers, each in one class only" in line and "'^[^_]+_([^_]+)_'" in line
+    prepare_dataset.main(prepare(tmp_path, source, "--speaker-regex", "^[^_]+_([^_]+)_"))  # the fix the line names works

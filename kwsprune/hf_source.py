@@ -24,10 +24,14 @@ def open_dataset(path):
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{path} is not a folder: pass a dataset saved with save_to_disk or a folder of parquet files")
-    if (path / "dataset_dict.json").exists():
-        return datasets.load_from_disk(str(path))
-    if any(path.rglob("*.parquet")):
-        return datasets.load_dataset("parquet", data_dir=str(path))
+    try:
+        if (path / "dataset_dict.json").exists():
+            return datasets.load_from_disk(str(path))
+        if any(path.rglob("*.parquet")):
+            return datasets.load_dataset("parquet", data_dir=str(path))
+    except Exception as err:  # pyarrow's and datasets' own errors for a damaged or foreign file: many kinds
+        raise InputError(f"{path} cannot be read as a Hugging Face dataset ({type(err).__name__}: {str(err)[:120]}): save "
+                         f"it again with save_to_disk or to_parquet") from None
     raise InputError(f"{path} holds neither a dataset saved with save_to_disk (dataset_dict.json) nor parquet files")
 
 
@@ -38,7 +42,11 @@ def _class_names(split, column: str, where: str) -> list[str]:
     if isinstance(feature, ClassLabel):
         return list(feature.names)
     if feature.dtype == "string":
-        return sorted(set(split[column]))
+        values = split[column]
+        if None in values or "" in values:
+            raise InputError(f"{where}: row {values.index(None) if None in values else values.index('')} has no label "
+                             f"in {column!r}: give every row its class, or leave that row out")
+        return sorted(set(values))
     raise InputError(f"{where}: the label column {column!r} holds {feature.dtype} without class names: cast it to a "
                      "ClassLabel (dataset.cast_column(column, ClassLabel(names=[...]))) or store the names")
 
@@ -48,7 +56,7 @@ def _row_names(table, audio_column: str) -> list[str]:
     candidates = [table["file"]] if "file" in table.column_names else []
     candidates.append([audio.get("path") for audio in table.select_columns([audio_column])[audio_column]])
     for names in candidates:
-        if None not in names and len(set(names)) == len(names):
+        if all(isinstance(name, str) and name for name in names) and len(set(names)) == len(names):
             return list(names)
     return [f"{index:07d}" for index in range(len(table))]
 
@@ -85,6 +93,8 @@ def hf_clips(path, audio_column: str = "audio", label_column: str = "label"):
         speakers = table[speaker_column] if speaker_column else [""] * len(table)
         files = _row_names(table, audio_column)
         for index, (label, speaker, relpath) in enumerate(zip(labels, speakers, files)):
+            if label is None:
+                raise InputError(f"{where}: row {index} has no label in {label_column!r}: give every row its class")
             if isinstance(label, str):
                 if label not in ids:
                     raise InputError(f"{where}: row {index} has label {label!r}, not one of the train split's "
@@ -101,7 +111,10 @@ def hf_clips(path, audio_column: str = "audio", label_column: str = "label"):
         if audio.get("bytes") is not None:
             return audio["bytes"]
         try:
-            return Path(audio["path"]).read_bytes()
+            file = Path(audio["path"])
+            if not file.is_file():  # a device or a folder: never read a stream the dataset points at
+                raise OSError
+            return file.read_bytes()
         except (OSError, TypeError):
             raise BadClip(f"{path}: row {index} of the {clip.split} split holds no audio bytes and its file "
                           f"{audio.get('path')} cannot be read: pass --skip-bad-files to leave it out") from None

@@ -233,3 +233,29 @@ def test_string_labels_take_the_train_splits_words_and_refuse_an_unknown_one(fsd
         prepare_dataset.main(["--data-root", str(tmp_path / "b"), "--source", "hf", "--path", str(tmp_path / "ten"),
                               "--label-column", "word"])
     assert exit_info.value.code == 2 and "has label 'ten', not one of the train split's 10 classes" in capsys.readouterr().err
+
+
+def test_a_hugging_face_dataset_with_a_null_label_a_number_as_file_or_junk_parquet_is_refused(fsdd_dir, tmp_path,
+                                                                                              capsys):
+    datasets = pytest.importorskip("datasets", reason="--source hf is the optional extra: pip install .[hf]")
+    dataset = fsdd_dataset(fsdd_dir)
+    strings = dataset.cast_column("label", datasets.Value("string"))
+    unlabelled = strings["train"].map(lambda row, i: {"label": None if i == 3 else row["label"]}, with_indices=True)
+    datasets.DatasetDict({**strings, "train": unlabelled}).save_to_disk(str(tmp_path / "null"))
+    prepare = ["--data-root", str(tmp_path / "root"), "--source", "hf", "--path"]
+    with pytest.raises(SystemExit):
+        prepare_dataset.main([*prepare, str(tmp_path / "null")])
+    assert "(train split): row 3 has no label in 'label'" in capsys.readouterr().err
+
+    numbered = datasets.DatasetDict({split: table.add_column("file", list(range(len(table))))
+                                     for split, table in dataset.items()})
+    numbered.save_to_disk(str(tmp_path / "numbered"))
+    prepare_dataset.main([*prepare, str(tmp_path / "numbered")])  # a number is no name: the audio's file names are
+    names = (tmp_path / "root" / "Dataset_as_Numpy" / "train_files.txt").read_text().splitlines()
+    assert names[0] == "0_jackson_0.wav"
+
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "train-00000-of-00001.parquet").write_bytes(b"PAR1 not parquet at all")
+    with pytest.raises(SystemExit):
+        prepare_dataset.main([*prepare, str(tmp_path / "junk")])
+    assert "cannot be read as a Hugging Face dataset" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import ctypes
 import importlib.metadata
 import logging
 import os
+import pickle
 import socket
 import urllib.parse
 from pathlib import Path
@@ -61,6 +62,10 @@ def open_transformers_model(name: str, device: str, layer: int | None):
     try:
         extractor = transformers.AutoFeatureExtractor.from_pretrained(name, local_files_only=cached_only)
         model = transformers.AutoModel.from_pretrained(name, local_files_only=cached_only).to(device).eval()
+    except (pickle.UnpicklingError, RuntimeError) as err:  # torch.load(weights_only=True) refused what it holds
+        raise InputError(f"could not load model {name!r}: its weights hold more than tensors ({type(err).__name__}), "
+                         "which kwsprune never unpickles: save the model as safetensors "
+                         "(save_pretrained(folder, safe_serialization=True)) from a copy you trust") from None
     except (OSError, ValueError) as err:
         reason = "the Hugging Face hub cannot be reached and the cache does not hold it" if cached_only else \
             str(err).strip().splitlines()[0]

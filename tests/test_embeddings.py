@@ -162,3 +162,25 @@ def test_features_from_other_clips_are_refused(fresh_demo_root):
     prepare_dataset.main(["--data-root", str(fresh_demo_root), "--source", "synth", "--n-speakers", "40", "--seed", "3"])
     with pytest.raises(InputError, match="re-run python extract_embeddings.py --data-root .* --model speech-embedding --pooling mean"):
         load_features(fresh_demo_root)
+
+
+def test_a_model_whose_weights_hold_code_is_refused_and_never_run(tiny_wav2vec2, fresh_demo_root, tmp_path, capsys):
+    import pickle
+    import shutil
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("this should never run",))
+
+    folder = tmp_path / "planted"
+    shutil.copytree(tiny_wav2vec2, folder)
+    (folder / "model.safetensors").unlink()
+    with open(folder / "pytorch_model.bin", "wb") as f:  # what a stranger's model folder may hold
+        pickle.dump({"weight": Payload()}, f)
+    with pytest.raises(SystemExit) as exit_info:
+        extract_embeddings.main(["--data-root", str(fresh_demo_root), "--model", str(folder)])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert "this should never run" not in captured.out
+    assert "its weights hold more than tensors" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1

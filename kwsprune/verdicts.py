@@ -81,16 +81,18 @@ def differences(mine, random_rows) -> list[float]:
     return [float(a["test_acc"]) - float(b["test_acc"]) for a, b in zip(mine, random_rows)]
 
 
-def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float, gap: float = 0.0) -> int | None:
+def repeats_to_decide(mean: float, spread: float, alpha: float, margin: float, gap: float = 0.0,
+                      done: int = 1) -> int | None:
     """About how many repeats a comparison needs before its sequence is narrow enough to give a verdict, if the
-    differences keep this mean and spread (sd) and the test set's gap its half-width; None where no number would do
-    (past MOST_REPEATS_TO_PROJECT, or the test set resolves less than the difference needs)."""
+    differences keep this mean and spread (sd) and the test set's gap its half-width; more than the `done` that have
+    not decided it; None where no number would do (past MOST_REPEATS_TO_PROJECT, or the test set resolves less
+    than the difference needs)."""
     target = max(abs(mean) - gap, margin - gap - abs(mean))
     if target <= 0:
         return None
     if spread == 0:
-        return 2
-    t = 2
+        return max(2, done + 1)
+    t = max(2, done + 1)
     while t <= MOST_REPEATS_TO_PROJECT:
         if half_width(t, (t - 1) * spread ** 2, alpha) < target:
             return t
@@ -134,7 +136,8 @@ def judge(rows, comparison: Comparison, alpha: float, margin: float = MARGIN, ma
     call = verdict(low, high, margin, at_max, gap)
     mean = float(np.mean(paired_differences)) if t else math.nan
     spread = float(np.std(paired_differences, ddof=1)) if t > 1 else math.nan
-    needs = repeats_to_decide(mean, spread, sequence_alpha, margin, gap) if call in (OPEN, UNDECIDED) and t > 1 else None
+    needs = repeats_to_decide(mean, spread, sequence_alpha, margin, gap, done=t) if call in (OPEN, UNDECIDED) and t > 1 \
+        else None
     fraction = mine[0]["fraction_kept"] if mine else ""
     return {"method": method, "ratio": ratio, "k": k, "n": n, "fraction_kept": fraction, "repeats": t,
             "mean_difference": mean, "low": max(low - gap, -BOUND), "high": min(high + gap, BOUND), "test_low": low, "test_high": high,

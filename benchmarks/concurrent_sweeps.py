@@ -4,15 +4,21 @@
 
 On temporary copies of DIR (after steps 0-2), the sweeps below (two of the same study, one overlapping it, one
 disjoint, and with Dask installed two more of the study on --backend dask, each its own local cluster) start
-0.3 s apart on one copy; on the other they run one after another. In float64, so that a run's numbers do not
-depend on which runs shared its job. It prints, per sweep, its exit status and what it trained, then the
-counts: identities asked for, rows stored, identities stored more than once, identities missing, rows that
-differ from the one-after-another copy, history CSV lines against rows; and both wall times with their ratio.
+0.3 s apart on one copy; on the other they run one after another. Two more of the study join the first copy: one
+killed (SIGKILL) once it has claimed runs, one stopped (SIGSTOP) once it has claimed runs and continued (SIGCONT)
+after its claims' lease (--lease seconds, short here) has run out, so that others take its runs over. The Tiny CNN
+in float64, so that a run's numbers do not depend on which runs shared its job. It prints, per sweep, its exit
+status and what it trained, then the counts: identities asked for, rows stored, identities stored more than once,
+identities missing, rows that differ from the one-after-another copy, history CSV lines against rows, runs the
+stopped sweep found taken over; and both wall times with their ratio.
 """
 
 import argparse
 import csv
+import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +31,7 @@ from kill_resume import copy_root, rows, sweep_command  # noqa: E402
 
 from kwsprune.results import IDENTITY_FIELDS  # noqa: E402
 
-COMMON = ["--ratios", "0.3", "--k", "10", "--dtype", "float64"]
+COMMON = ["--model", "tiny", "--ratios", "0.3", "--k", "10", "--dtype", "float64"]
 
 
 def sweeps(repeats: int, dask: bool) -> dict[str, list[str]]:
@@ -44,6 +50,7 @@ def main(argv=None):
     parser.add_argument("--data-root", required=True, type=Path, help="a data root after steps 0-2")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=30)
+    parser.add_argument("--lease", type=float, default=20.0, help="seconds a claim lives unrenewed (KWSPRUNE_LEASE_SECONDS)")
     args = parser.parse_args(argv)
     try:
         import distributed  # noqa: F401
@@ -60,12 +67,20 @@ def main(argv=None):
         one_after_another = time.perf_counter() - began
 
         began, processes, logs = time.perf_counter(), {}, {}
-        for i, (name, study) in enumerate(chosen.items()):
+        environment = {**os.environ, "KWSPRUNE_LEASE_SECONDS": str(args.lease)}
+        study = chosen["same study"]
+        for i, (name, chosen_study) in enumerate({**chosen, "killed": study, "stopped, continued": study}.items()):
             logs[name] = Path(scratch) / f"sweep{i}.log"  # a file, not a pipe: a full pipe would stop its sweep
             with open(logs[name], "w") as log:
-                processes[name] = subprocess.Popen(sweep_command(shared, [*study, *extra]), stdout=log,
-                                                   stderr=subprocess.STDOUT)
+                processes[name] = subprocess.Popen(sweep_command(shared, [*chosen_study, *extra]), stdout=log,
+                                                   stderr=subprocess.STDOUT, env=environment)
             time.sleep(0.3)
+        for name, sent in (("killed", signal.SIGKILL), ("stopped, continued", signal.SIGSTOP)):
+            if wait_for_claims(shared, processes[name]):
+                os.kill(processes[name].pid, sent)
+        if processes["stopped, continued"].poll() is None:
+            time.sleep(args.lease + 5)  # its lease runs out: the others take its runs over
+            os.kill(processes["stopped, continued"].pid, signal.SIGCONT)
         for process in processes.values():
             process.wait()
         together = time.perf_counter() - began
@@ -89,8 +104,24 @@ def main(argv=None):
         print(f"{'identities missing':40s} {len(set(reference) - set(found))}")
         print(f"{'rows unlike the one-after-another copy':40s} {differ}")
         print(f"{'history CSV lines (should equal rows)':40s} {history}")
+        taken = re.search(r"(\d+) runs of this sweep were taken over", outputs["stopped, continued"])
+        print(f"{'runs the stopped sweep found taken over':40s} {taken.group(1) if taken else 0}")
         print(f"{'wall time together / one after another':40s} {together:.0f} s / {one_after_another:.0f} s = "
               f"{together / one_after_another:.2f}")
+
+
+def wait_for_claims(root: Path, process, seconds: float = 300) -> bool:
+    """Wait until `process` (a sweep) has claimed runs; False if it ended first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        for path in (root / "results" / ".claims").glob(f"*-{process.pid}-*.json"):
+            try:
+                if json.loads(path.read_text())["runs"]:
+                    return True
+            except (OSError, ValueError, KeyError):
+                pass
+        time.sleep(0.05)
+    return False
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def run_key(identity: tuple) -> str:
     return hashlib.sha256("\x1f".join(identity).encode()).hexdigest()[:16]
 
 
-LEASE_SECONDS = 600.0  # a claim not renewed for this long is a stopped or hung sweep's: its runs go to others
+# a claim not renewed for this long is a stopped or hung sweep's: its runs go to others (the environment may set it
+# shorter, as benchmarks/concurrent_sweeps.py does to stop a sweep and see its runs taken over)
+LEASE_SECONDS = float(os.environ.get("KWSPRUNE_LEASE_SECONDS", 600))
 
 
 class Claims:

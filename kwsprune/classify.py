@@ -199,10 +199,10 @@ def _store(results_dir, claims, job_list, finished, show, waiting: list, bar) ->
             append_rows(results_dir, [row for _, row, _ in job if run_key(identity(row)) not in lost])
             claims.release(run_key(identity(row)) for _, row, _ in job)
             refresh_history(results_dir)
-        stored = {id(row) for _, row, _ in job}
+        stored = {id(row) for _, row, _ in job if run_key(identity(row)) not in lost}  # lost runs: waited for
         waiting[:] = [entry for entry in waiting if id(entry[1]) not in stored]
         show(index)
-        bar.update(len(job))
+        bar.update(len(stored))
 
 
 def checkpoint_file(results_dir, rows) -> Path:

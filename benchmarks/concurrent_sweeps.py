@@ -75,10 +75,12 @@ def main(argv=None):
                 processes[name] = subprocess.Popen(sweep_command(shared, [*chosen_study, *extra]), stdout=log,
                                                    stderr=subprocess.STDOUT, env=environment)
             time.sleep(0.3)
+        signalled = {}
         for name, sent in (("killed", signal.SIGKILL), ("stopped, continued", signal.SIGSTOP)):
             if wait_for_claims(shared, processes[name]):
                 os.kill(processes[name].pid, sent)
-        if processes["stopped, continued"].poll() is None:
+                signalled[name] = sent.name
+        if "stopped, continued" in signalled:
             time.sleep(args.lease + 5)  # its lease runs out: the others take its runs over
             os.kill(processes["stopped, continued"].pid, signal.SIGCONT)
         for process in processes.values():
@@ -86,10 +88,11 @@ def main(argv=None):
         together = time.perf_counter() - began
         outputs = {name: path.read_text() for name, path in logs.items()}
 
-        print(f"{'sweep':26s} {'exit':>4s}  runs to train when it started")
+        print(f"{'sweep':26s} {'exit':>4s}  runs to train when it started; signal sent once it had claimed runs")
         for name, process in processes.items():
             asked = re.search(r"(\d+) runs to train", outputs[name])
-            print(f"{name:26s} {process.returncode:4d}  {asked.group(1) if asked else '?'}")
+            print(f"{name:26s} {process.returncode:4d}  {asked.group(1) if asked else '?'}"
+                  f"{'; ' + signalled[name] if name in signalled else ''}")
         with open(shared / "results" / "runs.csv") as f:
             stored = list(csv.DictReader(f))
         key_of = lambda row: tuple(row[k] for k in IDENTITY_FIELDS)  # noqa: E731
@@ -110,7 +113,7 @@ def main(argv=None):
               f"{together / one_after_another:.2f}")
 
 
-def wait_for_claims(root: Path, process, seconds: float = 300) -> bool:
+def wait_for_claims(root: Path, process, seconds: float = 1800) -> bool:
     """Wait until `process` (a sweep) has claimed runs; False if it ended first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:

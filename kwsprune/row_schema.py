@@ -17,6 +17,7 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 RECIPE = re.compile(r"[a-z_0-9]+=[A-Za-z0-9.,+\-]*(;[a-z_0-9]+=[A-Za-z0-9.,+\-]*)*")
 DEVICE = re.compile(r"[a-z]+(:[0-9]+)?")
 VERSION = re.compile(r"[0-9A-Za-z.+\-]+")
+ENGINE = re.compile("|".join(f"{engine}(-[a-z]+)?" if engine == "keras" else engine for engine in ENGINES))
 
 
 def _whole(text: str, least: int = 0) -> bool:
@@ -49,7 +50,7 @@ FIELDS = {
     "repeat": (_whole, "a whole number"),
     "seed": (_whole, "a whole number"),
     "model": (lambda t: t in MODELS, f"one of {', '.join(MODELS)}"),
-    "engine": (lambda t: t in ENGINES, f"one of {', '.join(ENGINES)}"),
+    "engine": (ENGINE.fullmatch, f"one of {', '.join(ENGINES)} (keras with its backend, e.g. keras-tensorflow)"),
     "learning_rate": (lambda t: _real(t, 0, math.inf, high_open=True) and float(t) > 0, "a positive number"),
     "batch_size": (lambda t: t == "auto" or _whole(t, 1), "a whole number or 'auto'"),
     "batch_used": (lambda t: t == "auto" or _whole(t, 1), "a whole number or 'auto'"),

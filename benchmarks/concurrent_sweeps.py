@@ -4,8 +4,8 @@
 
 On temporary copies of DIR (after steps 0-2), the sweeps below (two of the same study, one overlapping it, one
 disjoint, and with Dask installed two more of the study on --backend dask, each its own local cluster) start
-0.3 s apart on one copy; on the other they run one after another. Two more of the study join the first copy: one
-killed (SIGKILL) once it has claimed runs, one stopped (SIGSTOP) once it has claimed runs and continued (SIGCONT)
+0.3 s apart on one copy; on the other they run one after another. Two more of the study start first on the first
+copy: one killed (SIGKILL) once it has claimed runs, one stopped (SIGSTOP) once it has claimed runs and continued (SIGCONT)
 after its claims' lease (--lease seconds, short here) has run out, so that others take its runs over. The Tiny CNN
 in float64, so that a run's numbers do not depend on which runs shared its job. It prints, per sweep, its exit
 status and what it trained, then the counts: identities asked for, rows stored, identities stored more than once,
@@ -69,7 +69,8 @@ def main(argv=None):
         began, processes, logs = time.perf_counter(), {}, {}
         environment = {**os.environ, "KWSPRUNE_LEASE_SECONDS": str(args.lease)}
         study = chosen["same study"]
-        for i, (name, chosen_study) in enumerate({**chosen, "killed": study, "stopped, continued": study}.items()):
+        # the two to be signalled start first, so that they claim runs before the others have claimed them all
+        for i, (name, chosen_study) in enumerate({"killed": study, "stopped, continued": study, **chosen}.items()):
             logs[name] = Path(scratch) / f"sweep{i}.log"  # a file, not a pipe: a full pipe would stop its sweep
             with open(logs[name], "w") as log:
                 processes[name] = subprocess.Popen(sweep_command(shared, [*chosen_study, *extra]), stdout=log,

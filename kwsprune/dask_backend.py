@@ -67,6 +67,9 @@ def open_client(scheduler: str | None, workers: int):
         except OSError as err:
             raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers there ({err}): start one with "
                              "`dask scheduler`, or leave --scheduler out for a local cluster") from None
+        except (MemoryError, ValueError, TypeError) as err:  # another server's bytes read as Dask's frame lengths
+            raise InputError(f"--scheduler {scheduler}: what answers there is not a Dask scheduler ({type(err).__name__}): "
+                             "check the port `dask scheduler` printed") from None
         _upload_code(client)
         return client
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's start and stop are not news

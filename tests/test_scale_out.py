@@ -259,3 +259,24 @@ def test_a_hugging_face_dataset_with_a_null_label_a_number_as_file_or_junk_parqu
     with pytest.raises(SystemExit):
         prepare_dataset.main([*prepare, str(tmp_path / "junk")])
     assert "cannot be read as a Hugging Face dataset" in capsys.readouterr().err
+
+
+def test_a_scheduler_address_where_another_server_answers_is_refused_in_one_line():
+    import socket
+    import threading
+
+    pytest.importorskip("distributed", reason="--backend dask is the optional extra: pip install .[dask]")
+    from kwsprune.dask_backend import open_client
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(5)
+
+    def answer():  # a web server, say: its bytes read as Dask's frame lengths ask for exabytes
+        while True:
+            connection, _ = server.accept()
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" * 3)
+
+    threading.Thread(target=answer, daemon=True).start()
+    with pytest.raises(InputError, match="what answers there is not a Dask scheduler"):
+        open_client(f"tcp://127.0.0.1:{server.getsockname()[1]}", 1)

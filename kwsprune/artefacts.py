@@ -15,6 +15,8 @@ import os
 import re
 import shlex
 import shutil
+import socket
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,15 +101,29 @@ def folder_lock(folder):
     refuse_links(folder)
     check_writable(folder)
     lock = FileLock(folder.resolve() / FOLDER_LOCK, is_singleton=True)  # one lock whatever the path's spelling
+    holder = folder / f"{FOLDER_LOCK}.holder"  # who holds it: said to whoever waits (a stopped step holds it forever)
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        log.info("waiting for another step writing into %s to finish", folder)
+        log.warning("waiting for another step writing into %s to finish: %s", folder, _holder_text(holder))
         lock.acquire()
     try:
+        if lock.lock_counter == 1:
+            write_text(holder, json.dumps({"command": " ".join(sys.argv), "host": socket.gethostname(), "pid": os.getpid(),
+                                           "since": datetime.datetime.now().isoformat(timespec="seconds")}))
         yield
     finally:
         lock.release()
+
+
+def _holder_text(holder: Path) -> str:
+    """Who holds a step folder's lock, from its holder file (a stranger's file: read as text, never trusted)."""
+    try:
+        record = json.loads(holder.read_text(encoding="utf-8"))
+        who = f"{str(record['command'])[:120]} ({str(record['host'])[:40]}, pid {int(record['pid'])}, since {str(record['since'])[:19]})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a step that left no record of itself"
+    return f"{who}; if that step is stopped, continue it (kill -CONT) or end it"
 
 
 def check_writable(folder, need_bytes: int = 0) -> None:

@@ -16,7 +16,7 @@ import prepare_dataset
 import pruning
 import run_all_classifications
 from conftest import a_run_row
-from kwsprune.artefacts import file_sha256
+from kwsprune.artefacts import FOLDER_LOCK, file_sha256
 
 SPEECH = "yes/439c84f4_nohash_1.wav"  # a real one-second clip of the Speech Commands sample
 
@@ -32,8 +32,10 @@ def fail(main, argv, capsys, code=2) -> str:
 
 
 def fingerprint(folder) -> dict:
-    """Every file of a step folder by its content: what must not change when a step fails."""
-    return {p.name: file_sha256(p) for p in sorted(folder.iterdir()) if p.is_file()}
+    """Every file of a step folder by its content: what must not change when a step fails (its lock and the record
+    of who holds it are the running step's, not outputs)."""
+    return {p.name: file_sha256(p) for p in sorted(folder.iterdir())
+            if p.is_file() and p.name not in (FOLDER_LOCK, f"{FOLDER_LOCK}.holder")}
 
 
 def hostile_files(folder, speech_commands_dir):

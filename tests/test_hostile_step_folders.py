@@ -95,3 +95,24 @@ def test_a_manifest_that_is_not_one_is_refused_and_one_no_sweep_uses_stops_nothi
         mfccs.write_text(text)
         line = fail(run_all_classifications.main, sweep, capsys)
         assert f"{mfccs} is not a manifest kwsprune writes" in line and problem in line and "re-run extract_mfccs.py" in line
+
+
+def test_a_step_waiting_for_a_folder_names_who_holds_it(tmp_path, caplog):
+    import subprocess
+    import sys
+    import time
+
+    from kwsprune.artefacts import FOLDER_LOCK, folder_lock
+    from kwsprune.paths import REPO_ROOT
+
+    folder = tmp_path / "y_pruned"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom kwsprune.artefacts import folder_lock\n"
+                               f"with folder_lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(3)"],
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    began = time.monotonic()
+    with folder_lock(folder):  # waits for the other step, saying whom it waits for
+        assert time.monotonic() - began > 1
+    holder.wait()
+    assert f"waiting for another step writing into {folder}" in caplog.text and f"pid {holder.pid}" in caplog.text
+    assert "continue it (kill -CONT) or end it" in caplog.text and (folder / f"{FOLDER_LOCK}.holder").exists()

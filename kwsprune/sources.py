@@ -216,7 +216,7 @@ def folder_clips(root, speaker_regex: str = DEFAULT_SPEAKER_REGEX, split: str = 
     classes_of = {}
     for clip in clips:
         classes_of.setdefault(clip.speaker, set()).add(clip.label)
-    if len(class_names) > 1 and len(classes_of) <= len(class_names) and all(len(c) == 1 for c in classes_of.values()):
+    if clips and len(class_names) > 1 and len(classes_of) <= len(class_names) and all(len(c) == 1 for c in classes_of.values()):
         example = clips[0].path.name
         raise InputError(f"{root}: --speaker-regex {speaker_regex!r} finds {len(classes_of)} speakers, each in one class "
                          f"only (e.g. {clips[0].speaker!r} from {example!r}): it is reading the class, not the speaker; give "

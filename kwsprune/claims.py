@@ -25,7 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from kwsprune.validation import InputError
+from kwsprune.validation import InputError, is_number
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,9 @@ class Claims:
 
 
 def _is_claim(record) -> bool:
-    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # noqa: E731
     return (isinstance(record, dict) and isinstance(record.get("runs"), dict)
-            and all(isinstance(k, str) and number(v) for k, v in record["runs"].items())
-            and number(record.get("renewed")) and number(record.get("lease")) and record["lease"] > 0
+            and all(isinstance(k, str) and is_number(v) for k, v in record["runs"].items())
+            and is_number(record.get("renewed")) and is_number(record.get("lease")) and record["lease"] > 0
             and all(isinstance(record.get(f), (str, int)) for f in ("host", "pid", "command")))
 
 

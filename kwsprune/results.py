@@ -15,12 +15,11 @@ import io
 import json
 import logging
 import os
-import shlex
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from kwsprune.artefacts import short_id, write_text
+from kwsprune.artefacts import command_line, short_id, write_text
 from kwsprune.claims import store_lock
 from kwsprune.methods import ORIGINAL_NAMES
 from kwsprune.models import MODELS, is_head
@@ -103,8 +102,7 @@ def _older(header: list[str]) -> str | None:
 
 
 def upgrade_hint(results_dir) -> str:
-    return shlex.join(["python", "run_all_classifications.py", "--data-root", str(Path(results_dir).parent),
-                       "--upgrade-store"])
+    return command_line("run_all_classifications.py", Path(results_dir).parent, {"--upgrade-store": True})
 
 
 def read_runs(results_dir) -> list[dict]:
@@ -144,12 +142,11 @@ def _check_shapes(path, rows: list[tuple[int, dict]]) -> None:
 
 
 def _checked(path, rows: list[tuple[int, dict]]) -> list[dict]:
-    fix = FIX_ROW
     first_line: dict[tuple, int] = {}
     for line, row in rows:
         problem = row_problem(row)
         if problem is not None:
-            raise InputError(f"{path}, line {line}: the row {problem}: {fix}")
+            raise InputError(f"{path}, line {line}: the row {problem}: {FIX_ROW}")
         key = identity(row)
         if key in first_line:
             raise InputError(f"{path}, lines {first_line[key]} and {line}: two rows of one run ({row['method']} at ratio "

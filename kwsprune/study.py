@@ -18,7 +18,7 @@ from kwsprune.runs import Run, run_for
 from kwsprune.sequential import ALPHA, MARGIN, batch_alpha
 from kwsprune.test_set import GENERALISE_TO, SPEAKERS
 from kwsprune.training import TrainConfig
-from kwsprune.validation import InputError
+from kwsprune.validation import InputError, is_number
 
 AUTO = "auto"          # --repeats auto: train in rounds until each comparison is decided
 STUDIES_DIR = "studies"  # under results/: the comparisons' error shares, a file per study
@@ -148,7 +148,7 @@ def ledger_problem(ledger, study_key_id: str, description: str | None) -> str | 
     if "id" not in ledger and description is not None and ledger.get("study") != description:
         return "it describes another study than this one"
     alpha = ledger.get("alpha")
-    if not _number(alpha) or not 0 < alpha < 1:
+    if not is_number(alpha) or not 0 < alpha < 1:
         return f"alpha {str(alpha)[:20]!r} is not a family-wise error in (0, 1)"
     if ledger.get("generalise_to", SPEAKERS) not in GENERALISE_TO:
         return f"generalise_to {str(ledger['generalise_to'])[:40]!r} is not one of {', '.join(GENERALISE_TO)}"
@@ -157,13 +157,13 @@ def ledger_problem(ledger, study_key_id: str, description: str | None) -> str | 
         if not isinstance(batch, dict) or not isinstance(batch.get("comparisons"), list) or not batch["comparisons"]:
             return f"batch {number} is not a batch of comparisons"
         spent = batch_alpha(alpha, number)
-        if not _number(batch.get("alpha")) or abs(batch["alpha"] - spent) > 1e-12 * spent:
+        if not is_number(batch.get("alpha")) or abs(batch["alpha"] - spent) > 1e-12 * spent:
             return f"batch {number} spends {str(batch.get('alpha'))[:20]}, where the rule gives {spent:g} (alpha / 2^{number})"
         each = spent / len(batch["comparisons"])
-        if not _number(batch.get("alpha_each")) or abs(batch["alpha_each"] - each) > 1e-12 * each:
+        if not is_number(batch.get("alpha_each")) or abs(batch["alpha_each"] - each) > 1e-12 * each:
             return (f"batch {number} gives each comparison {str(batch.get('alpha_each'))[:20]}, where an equal share of "
                     f"{spent:g} among {len(batch['comparisons'])} is {each:g}")
-        if not _number(batch.get("margin")) or not 0 <= batch["margin"] < 1:
+        if not is_number(batch.get("margin")) or not 0 <= batch["margin"] < 1:
             return f"batch {number}'s margin {str(batch.get('margin'))[:20]!r} is not in [0, 1)"
         most = batch.get("max_repeats")
         if most is not None and not (isinstance(most, int) and not isinstance(most, bool) and most >= 1):
@@ -175,10 +175,6 @@ def ledger_problem(ledger, study_key_id: str, description: str | None) -> str | 
                 return f"the comparison {comparison} is in two batches (it would spend two shares)"
             seen.add(tuple(comparison))
     return None
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
 
 
 def register(results_dir, study_key_id: str, description: str, new: list[Comparison], study: Study | None,

@@ -34,6 +34,11 @@ def check_clip(audio, rate: int, path, truncation: str | None = None) -> None:
         raise BadClip(f"{path} is silent once its channels are mixed to mono (they cancel out): {fix}")
 
 
+def is_number(value) -> bool:
+    """Whether a value parsed from JSON is a real number (not a bool, not NaN): what a stranger's file must hold."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
 def load_npy(path, fix: str) -> np.ndarray:
     """A .npy file memory-mapped; a missing, truncated, junk or object-dtype file is one line naming it and `fix`."""
     try:
